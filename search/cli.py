@@ -1,0 +1,130 @@
+"""`voxgan-search`: run a study, watch it in Optuna Dashboard, export the best config, plot a report.
+
+    voxgan-search [--study default] [--trials N] [--out DIR] [--resume] ...   run (or resume) a study
+    voxgan-search dashboard [--out DIR]                                      Optuna Dashboard on it
+    voxgan-search export --out best.yaml [--run DIR]                          best config + checkpoint
+    voxgan-search report [--run DIR] [--out DIR]                              PNG plots
+
+User errors print one line `error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from search.study import load_study
+from voxgan.cli import Parser, run_cli
+from voxgan.errors import VoxganError
+
+SUBCOMMANDS = ("run", "dashboard", "export", "report")
+DEFAULT_RUNS = Path("runs")
+
+
+def run_parser() -> Parser:
+    p = Parser(prog="voxgan-search", description="Run a hyperparameter study of the 3D-GAN: Optuna samples, "
+               "Ray Tune schedules, everything lands in an Optuna storage. Other commands: "
+               "dashboard, export, report (see `voxgan-search COMMAND --help`).")
+    p.add_argument("--study", default="default", help="study YAML file, or the name of a shipped one in studies/ (default: default)")
+    p.add_argument("--trials", type=int, default=None, help="number of trials in the study, the tutorial baseline included (default 20)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<study name>)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out>/study.db), e.g. postgresql://...")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study in --out until it has --trials trials")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials running at once (default: as many as the resources allow)")
+    p.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs of one trial (default from the study)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs of one trial; fractions pack trials on a GPU (default from the study)")
+    p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop starting trials after this long")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study key, e.g. --set budget.max_epochs=6 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    return p
+
+
+def run_command(argv: list[str]) -> int:
+    from search.runner import SearchSettings, run_search
+
+    args = run_parser().parse_args(argv)
+    spec = load_study(args.study, args.overrides)
+    settings = SearchSettings.from_args(args, spec)
+    summary = run_search(spec, settings)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _study_source(p: Parser) -> None:
+    p.add_argument("--run", type=Path, default=None, help="the search's output folder (default runs/default)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL instead of --run")
+    p.add_argument("--study-name", default=None, help="study name in the storage (default: the only one)")
+
+
+def _open_study(args: argparse.Namespace):
+    from search.storage import open_existing_study
+
+    run_dir = args.run or DEFAULT_RUNS / "default"
+    return open_existing_study(args.storage, run_dir, args.study_name)
+
+
+def dashboard_command(argv: list[str]) -> int:
+    p = Parser(prog="voxgan-search dashboard", description="Serve Optuna Dashboard on a study's storage, "
+               "with each trial's rendered samples as artifacts.")
+    _study_source(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    args = p.parse_args(argv)
+    from search.storage import artifact_store_for, storage_url
+
+    run_dir = args.run or DEFAULT_RUNS / "default"
+    url = storage_url(args.storage, run_dir, must_exist=True)
+    import optuna_dashboard
+
+    print(f"Optuna Dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    optuna_dashboard.run_server(url, host=args.host, port=args.port, artifact_store=artifact_store_for(run_dir))
+    return 0
+
+
+def export_command(argv: list[str]) -> int:
+    p = Parser(prog="voxgan-search export", description="Write the best trial's complete training config "
+               "(retrain with `voxgan-train --config FILE`) and copy its checkpoint beside it as FILE.pt "
+               "(sample with `voxgan-generate --checkpoint FILE.pt`).")
+    _study_source(p)
+    p.add_argument("--out", type=Path, default=Path("best.yaml"), help="config file to write (default best.yaml)")
+    args = p.parse_args(argv)
+    from search.results import export_best
+
+    trial, config_path, checkpoint_path = export_best(_open_study(args), args.out)
+    print(f"trial {trial.number} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
+    return 0
+
+
+def report_command(argv: list[str]) -> int:
+    p = Parser(prog="voxgan-search report", description="Plot a study: optimisation history, parameter "
+               "importances, Pareto front (several objectives), learning curves of the best trials.")
+    _study_source(p)
+    p.add_argument("--out", type=Path, default=None, help="folder for the PNG files (default <run>/report)")
+    args = p.parse_args(argv)
+    from search.results import write_report
+
+    out = args.out or (args.run or DEFAULT_RUNS / "default") / "report"
+    for path in write_report(_open_study(args), out):
+        print(path)
+    return 0
+
+
+def dispatch(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "run"
+    return {"run": run_command, "dashboard": dashboard_command, "export": export_command, "report": report_command}[command](argv)
+
+
+def main() -> None:
+    sys.exit(run_cli(dispatch))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["main", "dispatch", "VoxganError"]

@@ -1,0 +1,74 @@
+"""The Ray processes of this search, recorded so that a killed driver's leftovers can be ended.
+
+`ray.init()` starts a local cluster (GCS server, raylet, workers). If the driver is killed with
+SIGKILL, nothing shuts them down. Their process ids are written to `<out>/ray-processes.json`
+while the search runs; the next run in the same folder ends those still alive (and only those:
+other Ray clusters on the machine are left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from voxgan.errors import VoxganError
+
+RECORD = "ray-processes.json"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct and indirect children of a process, read from /proc (Linux)."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            tasks = Path(f"/proc/{parent}/task").iterdir()
+            kids = [int(k) for t in tasks for k in (t / "children").read_text().split()]
+        except OSError:
+            kids = []
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def record(out: Path) -> None:
+    """Write the ids and start times of this search's Ray processes (the driver's descendants);
+    the start time tells a recorded process from a later one that reuses its id."""
+    me = os.getpid()
+    pids = {pid: _start_time(pid) for pid in _children(me)}
+    (out / RECORD).write_text(json.dumps({"driver": [me, _start_time(me)], "pids": list(pids.items())}))
+
+
+def forget(out: Path) -> None:
+    (out / RECORD).unlink(missing_ok=True)
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def stop_leftovers(out: Path) -> list[int]:
+    """End the recorded processes of a previous driver of this folder that are still alive and no
+    longer have that driver (it was killed). Returns the ids ended."""
+    path = out / RECORD
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    driver, driver_start = saved["driver"]
+    if _start_time(driver) == driver_start:
+        raise VoxganError(f"{out}: another voxgan-search (pid {driver}) is running this study")
+    alive = [pid for pid, start in saved["pids"] if _start_time(pid) == start]
+    ended = []
+    for pid in alive + [kid for pid in alive for kid in _children(pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            ended.append(pid)
+        except ProcessLookupError:
+            pass
+    path.unlink(missing_ok=True)
+    return ended

@@ -1,0 +1,152 @@
+"""Reading a finished (or running) study back: the best trial, export, plots.
+
+Every trial carries its complete voxgan config and its checkpoint's path as user attributes
+(written by the searcher), so the best trial can be retrained or sampled without the search.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+
+from voxgan.config import Config  # noqa: E402
+from voxgan.errors import VoxganError  # noqa: E402
+
+BASELINE_ATTR = "baseline"
+CONFIG_ATTR = "config"
+CHECKPOINT_ATTR = "checkpoint"
+
+
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if CONFIG_ATTR in t.user_attrs]
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The single-objective optimum; for several objectives, the Pareto-optimal trial with the
+    lowest combined `score` (a documented tie-break, since a front has no single best)."""
+    trials = finished_trials(study)
+    if not trials:
+        raise VoxganError(f"study '{study.study_name}' has no finished trial yet")
+    if len(study.directions) == 1:
+        sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
+        return min(trials, key=lambda t: sign * t.value)
+    front = {t.number for t in study.best_trials}
+    candidates = [t for t in trials if t.number in front] or trials
+    return min(candidates, key=lambda t: t.user_attrs.get("score", float("inf")))
+
+
+def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get(BASELINE_ATTR):
+            return trial
+    return None
+
+
+def export_best(study: optuna.Study, out: Path) -> tuple[FrozenTrial, Path, Path | None]:
+    """Write the best trial's config as YAML at `out` and copy its checkpoint beside it
+    (`<stem>.pt`). Refuses to overwrite existing files."""
+    trial = best_trial(study)
+    checkpoint_src = trial.user_attrs.get(CHECKPOINT_ATTR)
+    checkpoint_out = out.with_suffix(".pt") if checkpoint_src else None
+    for path in (out, checkpoint_out):
+        if path is not None and path.exists():
+            raise VoxganError(f"{path}: already exists; choose another --out")
+    cfg = Config.from_dict(trial.user_attrs[CONFIG_ATTR])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg.save(out)
+    if checkpoint_src:
+        if not Path(checkpoint_src).is_file():
+            raise VoxganError(f"trial {trial.number}'s checkpoint {checkpoint_src} is missing")
+        shutil.copyfile(checkpoint_src, checkpoint_out)
+    return trial, out, checkpoint_out
+
+
+def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """PNG plots: optimisation history, parameter importances, Pareto front (several objectives),
+    and the learning curves of the best trials. Returns the files written."""
+    from optuna.visualization import matplotlib as vis
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    written: list[Path] = []
+
+    def save(name: str, draw) -> None:
+        plt.close("all")
+        draw()
+        path = out_dir / name
+        plt.gcf().set_size_inches(9, 6)
+        plt.tight_layout()
+        plt.savefig(path, dpi=90)
+        plt.close("all")
+        written.append(path)
+
+    complete = finished_trials(study)
+    if not complete:
+        raise VoxganError(f"study '{study.study_name}' has no finished trial to report on")
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    if len(study.directions) == 1:
+        save("history.png", lambda: vis.plot_optimization_history(study, target_name=names[0]))
+        if len(complete) >= 3:
+            save("importances.png", lambda: vis.plot_param_importances(study, evaluator=evaluator))
+        save("learning_curves.png", lambda: plot_learning_curves(study))
+    else:
+        for i, name in enumerate(names):
+            save(f"history_{name}.png", lambda i=i, name=name: vis.plot_optimization_history(
+                study, target=lambda t: t.values[i], target_name=name))
+        save("pareto_front.png", lambda: vis.plot_pareto_front(study, target_names=names))
+        if len(complete) >= 3:
+            save("importances.png", lambda: vis.plot_param_importances(
+                study, evaluator=evaluator, target=lambda t: t.user_attrs.get("score", float("nan")), target_name="score"))
+        save("learning_curves.png", lambda: plot_learning_curves(study))
+    (out_dir / "best.json").write_text(json.dumps(summary(study), indent=2))
+    written.append(out_dir / "best.json")
+    return written
+
+
+def plot_learning_curves(study: optuna.Study, top: int = 5) -> None:
+    """The `score` of the best trials at each evaluation, from their `curve` user attribute."""
+    trials = sorted(finished_trials(study), key=lambda t: t.user_attrs.get("score", float("inf")))[:top]
+    base = baseline_trial(study)
+    if base is not None and base not in trials and base.user_attrs.get("curve"):
+        trials.append(base)
+    _, ax = plt.subplots()
+    for trial in trials:
+        curve = trial.user_attrs.get("curve", [])
+        label = f"trial {trial.number}" + (" (tutorial baseline)" if trial.user_attrs.get(BASELINE_ATTR) else "")
+        ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", label=label,
+                linestyle="--" if trial.user_attrs.get(BASELINE_ATTR) else "-")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("score (lower is better)")
+    ax.set_title("Learning curves of the best trials")
+    ax.legend()
+
+
+def summary(study: optuna.Study) -> dict:
+    """The best trial and the tutorial baseline side by side, with every metric they reported."""
+    best = best_trial(study)
+    base = baseline_trial(study)
+
+    def describe(trial: FrozenTrial | None) -> dict | None:
+        if trial is None:
+            return None
+        return {
+            "number": trial.number,
+            "state": trial.state.name,
+            "values": trial.values,
+            "metrics": trial.user_attrs.get("metrics", {}),
+            "params": trial.params,
+        }
+
+    counts = {state.name: 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    return {"study": study.study_name, "objectives": study.metric_names, "trials": {k: v for k, v in counts.items() if v},
+            "best": describe(best), "baseline": describe(base)}

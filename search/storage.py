@@ -1,0 +1,83 @@
+"""Where a study lives: an Optuna storage (SQLite in the output folder by default) and an
+artifact store beside it for each trial's rendered samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+
+from voxgan.errors import VoxganError
+
+DB_NAME = "study.db"
+ARTIFACTS = "artifacts"
+
+
+def storage_url(url: str | None, run_dir: Path, must_exist: bool = False) -> str:
+    """The storage URL: the one given, or the SQLite file in the run folder."""
+    if url:
+        return url
+    db = run_dir / DB_NAME
+    if must_exist and not db.is_file():
+        raise VoxganError(f"{run_dir}: no study here ({DB_NAME} not found); give the search's --out folder with --run")
+    return f"sqlite:///{db.resolve()}"
+
+
+def connect(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage, checked now: an unreachable URL is one clear error, not a traceback later."""
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VoxganError(f"cannot open Optuna storage {_redact(url)}: {first}") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a storage URL before printing it."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split(":", 1)[0]
+        rest = f"{user}:***@{rest.split('@', 1)[1]}"
+    return scheme + sep + rest
+
+
+def artifact_store_for(run_dir: Path) -> FileSystemArtifactStore:
+    folder = run_dir / ARTIFACTS
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(folder))
+
+
+def open_existing_study(url: str | None, run_dir: Path, name: str | None) -> optuna.Study:
+    """An existing study by name, or the only study in the storage."""
+    storage = connect(storage_url(url, run_dir, must_exist=url is None))
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if name is None:
+        if len(names) != 1:
+            raise VoxganError(f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); name one with --study-name")
+        name = names[0]
+    if name not in names:
+        raise VoxganError(f"no study '{name}' in the storage (found: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def create_or_load(storage: optuna.storages.BaseStorage, name: str, directions: list[str], metric_names: list[str],
+                   sampler: optuna.samplers.BaseSampler | None, resume: bool) -> tuple[optuna.Study, bool]:
+    """The study to run. A new name creates it; an existing one needs --resume and the same
+    objectives (Optuna's load_if_exists would silently keep the old directions). Returns
+    (study, created)."""
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name not in existing:
+        if resume:
+            raise VoxganError(f"--resume: no study '{name}' in the storage to resume")
+        study = optuna.create_study(study_name=name, storage=storage, directions=directions, sampler=sampler)
+        study.set_metric_names(metric_names)
+        return study, True
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    old = [d.name.lower() for d in study.directions]
+    if old != directions or (study.metric_names and study.metric_names != metric_names):
+        raise VoxganError(f"study '{name}' exists with objectives {study.metric_names} ({old}); this study file "
+                          f"asks for {metric_names} ({directions}): use another name or --out")
+    if not resume:
+        raise VoxganError(f"study '{name}' already exists in this storage; use --resume to continue it, or another --out")
+    return study, False

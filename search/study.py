@@ -1,0 +1,119 @@
+"""A study definition: the YAML files in `studies/`, validated so that a bad one fails up front.
+
+A study names its data, the fixed part of every trial's voxgan config (`base`), the budget of a
+trial, the objective or objectives, the scheduler, the resources of a trial and the search space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from search.objective import DIRECTIONS
+from search.space import SpaceSpec
+from voxgan.config import Config, DataConfig, apply_overrides, describe_validation_error, read_yaml
+from voxgan.errors import ConfigError
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budget(_Strict):
+    """A trial trains at most `max_epochs`, evaluating (and reporting) every `eval_every` epochs."""
+
+    max_epochs: int = Field(ge=1)
+    eval_every: int = Field(ge=1)
+    grace_epochs: int | None = Field(None, ge=1)
+    """ASHA: epochs every trial gets before it can be stopped (default: eval_every)."""
+    reduction_factor: float = Field(3.0, gt=1.0)
+    """ASHA: the share of trials kept at each rung is 1 / reduction_factor."""
+
+    @model_validator(mode="after")
+    def _cadence_fits(self) -> Budget:
+        if self.eval_every > self.max_epochs:
+            raise ValueError(f"eval_every ({self.eval_every}) is larger than max_epochs ({self.max_epochs})")
+        return self
+
+
+class Resources(_Strict):
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0)
+    """Fractions below 1 pack several trials on one GPU."""
+    max_concurrent: int | None = Field(None, ge=1)
+
+
+class StudySpec(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    base: dict[str, Any] = {}
+    """voxgan config keys fixed for every trial (e.g. eval sizes, a resolution-appropriate width)."""
+    budget: Budget
+    objectives: list[str] = ["score"]
+    scheduler: Literal["asha", "fifo"] = "asha"
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    resources: Resources = Field(default_factory=Resources)
+    space: SpaceSpec = Field(default_factory=SpaceSpec)
+
+    @model_validator(mode="after")
+    def _known_objectives(self) -> StudySpec:
+        unknown = [name for name in self.objectives if name not in DIRECTIONS]
+        if unknown or not self.objectives or len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives must be distinct names from {sorted(DIRECTIONS)}, got {self.objectives}")
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        return [DIRECTIONS[name] for name in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def trial_config(self, suggested: dict[str, Any]) -> Config:
+        """The complete voxgan config of a trial: base, then the study's data, then the sample."""
+        values = merge(merge(self.base, {"data": self.data.model_dump(), "epochs": self.budget.max_epochs}), suggested)
+        return Config.from_dict(values)
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Nested dict update that returns a new dict (neither argument is changed)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_study_path(name: str | Path) -> Path:
+    """A study file by path, or by name among the shipped `studies/` (e.g. `chairs32`)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = STUDIES_DIR / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"{name}: no such study file (shipped studies: {', '.join(sorted(p.stem for p in STUDIES_DIR.glob('*.yaml')))})")
+
+
+def load_study(name: str | Path, overrides: list[str] | None = None) -> StudySpec:
+    """Read and validate a study; also build the baseline trial's config so that a `base` or
+    `data` section that cannot make a valid voxgan config fails now, not inside a trial."""
+    from search.space import baseline_suggestion
+
+    path = resolve_study_path(name)
+    values = apply_overrides(read_yaml(path), overrides or [])
+    try:
+        spec = StudySpec.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    try:
+        spec.trial_config(baseline_suggestion(spec.space))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return spec

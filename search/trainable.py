@@ -1,0 +1,76 @@
+"""The Ray Tune trainable: one trial trains voxgan's trainer and reports every few epochs.
+
+A trial never crashes the study on its own account. A NaN loss, an exception or running out of
+memory ends it with a last report whose `status` says so and whose `reason` says why; the
+searcher turns that into a FAIL with the reason as a user attribute the dashboard shows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from search.objective import derived
+from voxgan.config import Config
+from voxgan.data import VoxelDataset
+from voxgan.errors import Diverged
+from voxgan.pictures import render_grid
+from voxgan.trainer import Trainer
+
+CHECKPOINT_NAME = "checkpoint.pt"
+SAMPLES_NAME = "samples.png"
+
+
+def train_trial(config: dict[str, Any], data: VoxelDataset, max_epochs: int, eval_every: int, threads: int) -> None:
+    """Ray Tune function trainable. `config["voxgan"]` is the trial's complete voxgan config
+    (built by the searcher's define-by-run space); `data` comes from the object store, loaded once
+    per search. Continues from a checkpoint: Ray's, or `config["resume_from"]` when the searcher
+    re-attached a trial of an interrupted run."""
+    torch.set_num_threads(threads)
+    try:
+        trainer = _start(Config.from_dict(config["voxgan"]), data, config.get("resume_from"))
+        while trainer.epoch < max_epochs:
+            trainer.train_epoch()
+            if trainer.epoch % eval_every == 0 or trainer.epoch == max_epochs:
+                _report_evaluation(trainer, max_epochs)
+    except Diverged as exc:
+        tune.report({"status": "diverged", "reason": str(exc), "epoch": exc.epoch, "score": float("nan")})
+    except torch.OutOfMemoryError as exc:
+        tune.report({"status": "error", "reason": f"out of memory: {str(exc).splitlines()[0]}", "score": float("nan")})
+    except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
+        reason = f"{type(exc).__name__}: {exc}"
+        tune.report({"status": "error", "reason": reason, "traceback": traceback.format_exc()[-4000:], "score": float("nan")})
+
+
+def _start(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        if resume_from and Path(resume_from).is_file():
+            return Trainer.resume(resume_from, data=data)
+        return Trainer(cfg, data)
+    with checkpoint.as_directory() as folder:
+        return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data)
+
+
+def _report_evaluation(trainer: Trainer, max_epochs: int) -> None:
+    """Score the generator, save a checkpoint with a picture of its samples, report both."""
+    scores = derived(trainer.evaluate())
+    last = trainer.history[-1]
+    metrics = {
+        **scores,
+        "epoch": trainer.epoch,
+        "g_loss": last["g_loss"],
+        "d_loss": last["d_loss"],
+        "samples_per_s": last["samples_per_s"],
+        "status": "finished" if trainer.epoch >= max_epochs else "running",
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save(Path(folder) / CHECKPOINT_NAME)
+        render_grid(trainer.sample(8, trainer.cfg.eval.seed).numpy(), Path(folder) / SAMPLES_NAME, ncols=4,
+                    title=f"epoch {trainer.epoch}, score {scores['score']:.3f}")
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -1,0 +1,87 @@
+"""The networks at the tutorial preset are exactly SEED-SPEC's tables; other sizes come from the same code."""
+
+import pytest
+import torch
+from torch import nn
+
+from voxgan.config import Config, preset
+from voxgan.models import Discriminator, Generator
+
+
+def conv_rows(net: nn.Module) -> list[tuple]:
+    """(op, filters, kernel, stride, padding, batch norm, activation) for each layer block."""
+    rows = []
+    for blk in net.layers:
+        conv = blk[0]
+        bn = any(isinstance(m, nn.BatchNorm3d) for m in blk)
+        act = type(blk[-1]).__name__ if len(blk) > 1 and not isinstance(blk[-1], nn.BatchNorm3d) else None
+        if isinstance(blk[-1], nn.LeakyReLU):
+            act = f"LeakyReLU({blk[-1].negative_slope})"
+        rows.append((type(conv).__name__, conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0], bn, act))
+    return rows
+
+
+def test_tutorial_generator_is_the_seed_spec_table():
+    G = Generator(preset("tutorial"))
+    assert conv_rows(G) == [
+        ("ConvTranspose3d", 512, 4, 1, 0, True, "ReLU"),  # valid: 1^3 -> 4^3
+        ("ConvTranspose3d", 256, 4, 2, 1, True, "ReLU"),  # same
+        ("ConvTranspose3d", 128, 4, 2, 1, True, "ReLU"),
+        ("ConvTranspose3d", 64, 4, 2, 1, True, "ReLU"),
+        ("ConvTranspose3d", 1, 4, 2, 1, False, "Sigmoid"),
+    ]
+    shapes, x = [], torch.randn(2, 200)
+    x = x.view(2, 200, 1, 1, 1)
+    shapes.append(x.shape[2])
+    for blk in G.layers:
+        x = blk(x)
+        shapes.append(x.shape[2])
+    assert shapes == [1, 4, 8, 16, 32, 64]
+    assert x.shape == (2, 1, 64, 64, 64) and 0 <= x.min() and x.max() <= 1
+
+
+def test_tutorial_discriminator_is_the_seed_spec_table():
+    D = Discriminator(preset("tutorial"))
+    rows = conv_rows(D)
+    assert rows[:4] == [
+        ("Conv3d", 64, 4, 2, 1, True, "LeakyReLU(0.2)"),
+        ("Conv3d", 128, 4, 2, 1, True, "LeakyReLU(0.2)"),
+        ("Conv3d", 256, 4, 2, 1, True, "LeakyReLU(0.2)"),
+        ("Conv3d", 512, 4, 2, 1, True, "LeakyReLU(0.2)"),
+    ]
+    assert rows[4] == ("Conv3d", 1, 4, 1, 0, False, None)  # valid: 4^3 -> 1^3; its sigmoid is D.output_activation
+    assert isinstance(D.output_activation, nn.Sigmoid)
+    x, shapes = torch.rand(2, 1, 64, 64, 64), [64]
+    for blk in D.layers:
+        x = blk(x)
+        shapes.append(x.shape[2])
+    assert shapes == [64, 32, 16, 8, 4, 1]
+    p = D.probability(torch.rand(2, 1, 64, 64, 64))
+    assert p.shape == (2,) and ((0 <= p) & (p <= 1)).all()
+    assert not any(isinstance(m, (nn.MaxPool3d, nn.AvgPool3d, nn.Linear)) for m in D.modules())
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 128])
+def test_other_resolutions_round_trip(resolution):
+    cfg = Config.from_dict({"data": {"resolution": resolution}, "generator": {"width": 4}, "discriminator": {"width": 4}})
+    G, D = Generator(cfg), Discriminator(cfg)
+    out = G(torch.randn(2, cfg.latent_size))
+    assert out.shape == (2, 1, resolution, resolution, resolution)
+    assert D(out).shape == (2,)
+    n_stride2 = sum(1 for m in G.modules() if isinstance(m, nn.ConvTranspose3d) and m.stride[0] == 2)
+    assert 4 * 2**n_stride2 == resolution
+
+
+def test_depth_width_activation_and_batch_norm_come_from_the_config():
+    cfg = Config.from_dict({
+        "data": {"resolution": 16},
+        "generator": {"width": 8, "extra_depth": 2, "activation": "elu", "batch_norm": False},
+        "discriminator": {"width": 6, "extra_depth": 1, "activation": "tanh"},
+    })
+    G, D = Generator(cfg), Discriminator(cfg)
+    assert len(G.layers) == 3 + 2 and len(D.layers) == 3 + 1
+    assert [blk[0].out_channels for blk in G.layers] == [16, 16, 16, 8, 1]
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in G.modules())
+    assert sum(isinstance(m, nn.ELU) for m in G.modules()) == 4
+    assert sum(isinstance(m, nn.Tanh) for m in D.modules()) == 3
+    assert G(torch.randn(3, 200)).shape == (3, 1, 16, 16, 16)

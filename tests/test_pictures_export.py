@@ -1,0 +1,106 @@
+"""PNG renders and curves, .npy and mesh export."""
+
+import math
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from voxgan.export import save_mesh, save_npy, voxels_to_mesh
+from voxgan.pictures import downsample_for_render, plot_curves, render_grid
+
+
+def solid_box(res: int = 8, lo=(2, 1, 3), hi=(6, 5, 7)) -> np.ndarray:
+    volume = np.zeros((res, res, res), dtype=bool)
+    volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+    return volume
+
+
+def read_png(path: Path) -> np.ndarray:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return matplotlib.image.imread(path)
+
+
+# ---- pictures ---------------------------------------------------------------------------------
+
+
+def test_render_grid_writes_a_png_with_one_cell_per_volume(tmp_path):
+    volumes = torch.rand(5, 1, 16, 16, 16) * 0.4  # probabilities with a channel axis, all below 0.5...
+    volumes[1:, :, 4:12, 4:12, 2:14] = 0.9  # ...except a box in four of them: cell 0 renders empty
+    path = render_grid(volumes, tmp_path / "sub" / "grid.png", ncols=3, title="samples")
+    image = read_png(path)
+    height, width = image.shape[:2]
+    assert 150 < height < 1000 and 400 < width < 1200  # 2 rows x 3 columns of 200 px cells
+    assert width > height
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+def test_render_grid_downsamples_large_volumes(tmp_path):
+    volume = np.zeros((64, 64, 64), dtype=bool)
+    volume[10:50, 30, 5:60] = True  # a one-voxel-thin wall survives the 2x downsampling
+    shown = downsample_for_render(volume)
+    assert shown.shape == (32, 32, 32)
+    assert shown.sum() == 20 * 28
+    assert downsample_for_render(np.ones((40, 40, 40), bool)).shape == (20, 20, 20)
+    read_png(render_grid(volume[None], tmp_path / "big.png"))
+
+
+def test_plot_curves_with_nan_and_discriminator_panel(tmp_path):
+    history = [
+        {"epoch": epoch, "g_loss": 1.0 / (epoch + 1), "d_loss": math.nan if epoch == 2 else 0.7,
+         "d_real": 0.8, "d_fake": 0.2}
+        for epoch in range(6)
+    ]
+    with_panel = read_png(plot_curves(history, tmp_path / "curves.png"))
+    without = read_png(plot_curves([{"epoch": 0, "g_loss": 1.0, "d_loss": 0.5}], tmp_path / "losses.png"))
+    assert with_panel.shape[0] > without.shape[0]  # the D(x)/D(G(z)) panel adds height
+    assert with_panel.shape[1] == without.shape[1] > 300
+
+
+# ---- export -------------------------------------------------------------------------------------
+
+
+def test_save_npy_round_trips_as_bool(tmp_path):
+    volumes = torch.rand(3, 8, 8, 8)
+    loaded = np.load(save_npy(volumes, tmp_path / "samples.npy"))
+    assert loaded.dtype == bool
+    np.testing.assert_array_equal(loaded, volumes.numpy() > 0.5)
+
+
+def test_mesh_of_a_solid_box_is_watertight_with_the_boxes_bounds():
+    vertices, faces = voxels_to_mesh(solid_box())
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    assert mesh.is_watertight and mesh.is_winding_consistent
+    assert mesh.volume > 0  # normals point outwards
+    np.testing.assert_allclose(mesh.bounds, [[2, 1, 3], [6, 5, 7]])
+
+
+def test_mesh_of_a_box_touching_the_border_is_closed():
+    mesh = trimesh.Trimesh(*voxels_to_mesh(np.ones((4, 4, 4), np.float32)), process=False)
+    assert mesh.is_watertight
+    np.testing.assert_allclose(mesh.bounds, [[0, 0, 0], [4, 4, 4]])
+
+
+@pytest.mark.parametrize("suffix", [".stl", ".obj", ".OBJ"])
+def test_saved_mesh_loads_back_with_the_same_counts(tmp_path, suffix):
+    volume = solid_box()
+    volume[3, 2, 7:] = True  # a chimney: more than a plain box
+    vertices, faces = voxels_to_mesh(volume)
+    path = save_mesh(volume, tmp_path / f"shape{suffix}")
+    loaded = trimesh.load(path, force="mesh", process=False)
+    assert len(loaded.faces) == len(faces)
+    if suffix == ".stl":  # STL stores triangles, not shared vertices: merge before counting
+        loaded.merge_vertices()
+    assert len(loaded.vertices) == len(vertices)
+    assert loaded.is_watertight
+
+
+def test_empty_volume_and_unknown_suffix_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        voxels_to_mesh(np.zeros((8, 8, 8), bool))
+    with pytest.raises(ValueError, match="unsupported mesh format"):
+        save_mesh(solid_box(), tmp_path / "shape.ply")
+    assert not (tmp_path / "shape.ply").exists()

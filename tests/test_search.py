@@ -1,0 +1,187 @@
+"""A real Ray Tune search on a real Optuna SQLite storage, through the `voxgan-search` CLI.
+
+One tiny study (16^3, a few epochs) runs twice: a first run of 6 trials, then `--resume` to 8
+trials with a trial forced to diverge enqueued in between. Then: states, params, metrics,
+the baseline, export + retrain to the same metrics, the report, and the dashboard's API.
+"""
+
+import json
+import socket
+import threading
+import urllib.request
+from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from search.cli import dispatch as _dispatch
+from search.objective import derived
+from search.results import best_trial
+from search.space import TUTORIAL
+from search.storage import artifact_store_for, open_existing_study
+from voxgan.cli import run_cli
+from voxgan.config import Config
+from voxgan.trainer import Trainer
+
+def dispatch(argv: list[str]) -> int:
+    """The CLI as a user runs it: user errors become exit status 2."""
+    return run_cli(_dispatch, argv)
+
+
+STUDY = {
+    "name": "tiny",
+    "data": {"source": "procedural", "resolution": 16, "n_shapes": 60, "test_fraction": 0.2},
+    "base": {"eval": {"n_samples": 12, "max_real": 12, "c2st_epochs": 1}},
+    "budget": {"max_epochs": 4, "eval_every": 1, "grace_epochs": 1, "reduction_factor": 2},
+    "objectives": ["score"],
+    "scheduler": "asha",
+    "resources": {"cpus_per_trial": 1},
+    "space": {
+        "batch_size": [16, 32],
+        "generator": {"width": 4, "extra_depth": {"low": 0, "high": 1}, "optimizer": ["adam", "sgd", "adadelta"],
+                      },
+        "discriminator": {"width": 4, "extra_depth": {"low": 0, "high": 0}},
+        "latent_size": [16, 200],
+        "latent_std": {"low": 0.1, "high": 1e38},
+    },
+}
+DIVERGING = {  # z ~ N(0, 1e38) overflows to inf in float32: NaN from the first batch
+    "batch_size": 16, "latent_size": 16, "latent_dist": "normal", "latent_std": 1e38, "d_accuracy_threshold": None,
+    "loss": "bce", "g_optimizer": "adam", "g_lr": 1e-3, "g_beta1": 0.5, "g_activation": "relu", "g_width": 4,
+    "g_extra_depth": 0, "d_optimizer": "adam", "d_lr": 1e-3, "d_beta1": 0.5, "d_activation": "relu", "d_width": 4,
+    "d_extra_depth": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    study_file = root / "tiny.yaml"
+    study_file.write_text(yaml.safe_dump(STUDY))
+    out = root / "run"
+    args = ["--study", str(study_file), "--out", str(out), "--max-concurrent", "2", "--quiet"]
+    assert dispatch([*args, "--trials", "6"]) == 0
+
+    study = open_existing_study(None, out, None)
+    assert len(study.trials) == 6
+    study.enqueue_trial(DIVERGING, user_attrs={"forced": "diverge"})
+    assert dispatch([*args, "--trials", "8", "--resume"]) == 0
+    return root, out, study_file
+
+
+def trials(out: Path) -> list[optuna.trial.FrozenTrial]:
+    return open_existing_study(None, out, None).trials
+
+
+def test_trial_states(searched):
+    _, out, _ = searched
+    all_trials = trials(out)
+    states = [t.state for t in all_trials]
+    assert len(all_trials) == 8
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert TrialState.COMPLETE in states
+    assert TrialState.PRUNED in states, "ASHA stopped no trial: states were " + str(states)
+    forced = [t for t in all_trials if t.user_attrs.get("forced")]
+    assert len(forced) == 1 and forced[0].state == TrialState.FAIL
+    assert "diverged at epoch" in forced[0].user_attrs["fail_reason"]
+
+
+def test_pruned_trials_keep_their_last_value(searched):
+    _, out, _ = searched
+    for trial in trials(out):
+        if trial.state == TrialState.PRUNED:
+            assert trial.intermediate_values, f"pruned trial {trial.number} has no intermediate value"
+            last_epoch = max(trial.intermediate_values)
+            assert last_epoch < STUDY["budget"]["max_epochs"]
+            assert trial.user_attrs["score"] == pytest.approx(trial.intermediate_values[last_epoch])
+
+
+def test_baseline_is_the_tutorial_recipe_first(searched):
+    _, out, _ = searched
+    first = trials(out)[0]
+    assert first.user_attrs["baseline"] is True
+    for key in ("g_optimizer", "g_lr", "g_beta1", "d_lr", "d_beta1", "g_activation", "d_activation", "loss", "batch_size"):
+        assert first.params[key] == TUTORIAL[key]
+    assert first.user_attrs["baseline_deviations"] == {"g_width": 4, "d_width": 4}
+
+
+def test_every_metric_is_stored_on_the_trial(searched):
+    _, out, _ = searched
+    for trial in trials(out):
+        if trial.state != TrialState.COMPLETE:
+            continue
+        assert trial.values == [trial.user_attrs["score"]]
+        metrics = {k: trial.user_attrs[k] for k in ("iou_mmd", "iou_cov", "iou_1nna", "c2st_acc")}
+        assert trial.user_attrs["score"] == pytest.approx(derived(metrics)["score"])
+        assert Path(trial.user_attrs["checkpoint"]).is_file()
+        assert trial.user_attrs["ray_trial_id"]
+        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
+        assert Config.from_dict(trial.user_attrs["config"]).epochs == 4
+        artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=open_existing_study(None, out, None)._storage)
+        assert any(a.filename == "samples.png" for a in artifacts)
+
+
+def test_export_retrains_to_the_same_metrics(searched, tmp_path):
+    _, out, _ = searched
+    best = best_trial(open_existing_study(None, out, None))
+    assert dispatch(["export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]) == 0
+    assert (tmp_path / "best.pt").is_file()
+    cfg = Config.load(tmp_path / "best.yaml")
+    assert cfg.to_dict() == best.user_attrs["config"]
+    assert dispatch(["export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]) == 2  # never overwrites
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the trial trained with one thread; reductions then add up identically
+    try:
+        trainer = Trainer(cfg)
+        for _ in range(cfg.epochs):
+            trainer.train_epoch()
+        scores = derived(trainer.evaluate())
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("score", "iou_mmd", "iou_cov", "iou_1nna", "c2st_acc"):
+        assert scores[key] == pytest.approx(best.user_attrs[key], abs=1e-6), key
+
+
+def test_report_writes_plots(searched, tmp_path):
+    _, out, _ = searched
+    assert dispatch(["report", "--run", str(out), "--out", str(tmp_path / "report")]) == 0
+    for name in ("history.png", "importances.png", "learning_curves.png", "best.json"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000 or name == "best.json"
+    summary = json.loads((tmp_path / "report" / "best.json").read_text())
+    assert summary["baseline"]["number"] == 0 and summary["best"]["state"] == "COMPLETE"
+
+
+def test_dashboard_api_lists_the_study_and_its_trials(searched):
+    import optuna_dashboard
+
+    _, out, _ = searched
+    app = optuna_dashboard.wsgi(f"sqlite:///{out / 'study.db'}", artifact_store=artifact_store_for(out))
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = make_server("127.0.0.1", port, app, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        studies = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies"))["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["tiny"]
+        detail = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}?after=0"))
+        assert len(detail["trials"]) == 8
+        assert any(t["artifacts"] for t in detail["trials"])
+        assert {"score", "iou_1nna", "c2st_acc"} <= {a["key"] for t in detail["trials"] for a in t["user_attrs"]}
+    finally:
+        server.shutdown()
+
+
+def test_a_second_run_into_the_same_folder_is_refused(searched):
+    _, out, study_file = searched
+    assert dispatch(["--study", str(study_file), "--out", str(out), "--trials", "2", "--quiet"]) == 2

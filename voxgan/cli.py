@@ -1,0 +1,177 @@
+"""`voxgan-train` and `voxgan-generate`: single training runs and sampling from a checkpoint.
+
+User errors (bad flags, configs, data, checkpoints) print one line `error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from voxgan.config import PRESETS, Config, apply_overrides, preset
+from voxgan.errors import Diverged, VoxganError
+from voxgan.export import save_mesh, save_npy
+from voxgan.pictures import plot_curves, render_grid
+from voxgan.runlog import RunLog
+from voxgan.trainer import Trainer, generate, load_generator
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2 (argparse prints usage as well by default)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Turn user errors into one line and exit status 2; anything else is a real bug and raises."""
+    try:
+        return main(argv)
+    except VoxganError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def refuse_nonempty(out: Path, what: str) -> None:
+    """Never overwrite a user's results: an output folder must be new or empty."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VoxganError(f"{out}: already exists and is not empty; choose a new --out for {what}")
+
+
+# ---- voxgan-train -------------------------------------------------------------------------------
+
+
+def train_parser() -> Parser:
+    p = Parser(
+        prog="voxgan-train",
+        description="Train a 3D-GAN. With neither --config nor --preset, trains the tutorial recipe "
+        "on the embedded procedural shapes at 32^3.",
+        epilog="Overrides are dotted config keys, e.g. data.resolution=32 epochs=2 generator.lr=1e-3 "
+        "data.source=../shared/data/3dshapenets/volumetric_data. See docs/config.md for every key.",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, help="YAML config file (e.g. one written by voxgan-search export)")
+    source.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe: tutorial = SEED-SPEC exactly (64^3)")
+    p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue a run from its checkpoint (into --out)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty, unless resuming into it)")
+    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="epochs between checkpoints (default 10)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    return p
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    if args.config:
+        return Config.load(args.config, args.overrides)
+    if args.preset:
+        return preset(args.preset, args.overrides)
+    return Config.from_dict(apply_overrides({}, args.overrides))
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = train_parser().parse_args(argv)
+    if args.checkpoint_every < 1:
+        raise VoxganError("--checkpoint-every must be at least 1")
+    out: Path = args.out
+    if args.resume:
+        if args.config or args.preset:
+            raise VoxganError("--resume takes its config from the checkpoint; give only key=value overrides")
+        trainer = Trainer.resume(args.resume, args.overrides)
+    else:
+        refuse_nonempty(out, "this run")
+        trainer = Trainer(load_config(args))
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.cfg.save(out / "config.yaml")
+    print(f"training on {trainer.device} | {trainer.data.name}: {len(trainer.data.train)} train / "
+          f"{len(trainer.data.test)} test shapes at {trainer.cfg.data.resolution}^3", file=sys.stderr)
+
+    result = {"status": "finished", "epochs": trainer.cfg.epochs}
+    log = RunLog(out)
+    epochs = range(trainer.epoch, trainer.cfg.epochs)
+    bar = tqdm(epochs, desc="epochs", unit="epoch", disable=args.no_progress, file=sys.stderr)
+    try:
+        for _ in bar:
+            stats = trainer.train_epoch()
+            log.write(stats.as_dict())
+            bar.set_postfix(g=f"{stats.g_loss:.3f}", d=f"{stats.d_loss:.3f}", sps=f"{stats.samples_per_s:.0f}")
+            if trainer.epoch % args.checkpoint_every == 0:
+                trainer.save(out / "checkpoint.pt")
+    except Diverged as exc:
+        log.write(trainer.history[-1])
+        result = {"status": "diverged", "epoch": exc.epoch, "message": str(exc)}
+    finally:
+        bar.close()
+        log.close()
+
+    if result["status"] == "diverged":
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+        print(f"voxgan-train: {result['message']}; no metrics computed", file=sys.stderr)
+        return EXIT_DIVERGED
+    trainer.save(out / "checkpoint.pt")
+    scores = trainer.evaluate()
+    (out / "metrics.json").write_text(json.dumps({**result, **scores}, indent=2))
+    render_grid(trainer.sample(16, trainer.cfg.eval.seed).numpy(), out / "samples.png", title=f"epoch {trainer.epoch}")
+    plot_curves(trainer.history, out / "losses.png")
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
+# ---- voxgan-generate ----------------------------------------------------------------------------
+
+
+def generate_parser() -> Parser:
+    p = Parser(prog="voxgan-generate", description="Sample shapes from a trained generator checkpoint.")
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt from voxgan-train or voxgan-search export")
+    p.add_argument("--n", type=int, default=16, help="number of shapes (default 16)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
+    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold (default 0.5)")
+    p.add_argument("--mesh", action="store_true", help="also write each shape as .obj and .stl surface meshes")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    return p
+
+
+def generate_main(argv: list[str] | None = None) -> int:
+    args = generate_parser().parse_args(argv)
+    if args.n < 1:
+        raise VoxganError("--n must be at least 1")
+    if not 0.0 < args.threshold < 1.0:
+        raise VoxganError("--threshold must be between 0 and 1")
+    refuse_nonempty(args.out, "the samples")
+    G, cfg = load_generator(args.checkpoint, device=args.device)
+    volumes = generate(G, cfg, args.n, args.seed) > args.threshold
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_npy(volumes.numpy(), args.out / "samples.npy")
+    render_grid(volumes.numpy(), args.out / "samples.png")
+    if args.mesh:
+        for i, volume in enumerate(volumes.numpy()):
+            if volume.any():
+                save_mesh(volume, args.out / f"shape_{i:03d}.obj")
+                save_mesh(volume, args.out / f"shape_{i:03d}.stl")
+    print(f"wrote {args.n} shapes to {args.out}")
+    return 0
+
+
+def train() -> None:
+    sys.exit(run_cli(train_main))
+
+
+def generate() -> None:
+    sys.exit(run_cli(generate_main))
+
+
+if __name__ == "__main__":
+    train()

@@ -1,0 +1,227 @@
+"""One typed config for a training run, loaded from and saved to YAML.
+
+Validation is pydantic's: every model forbids unknown keys, so a typo is refused with the key's
+dotted path instead of being silently ignored. The defaults are the tutorial's recipe
+(SEED-SPEC), except the data: the embedded procedural shapes at 32^3, so that a config with no
+data named trains anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from voxgan.errors import ConfigError
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid"]
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"]
+RESOLUTIONS = (16, 32, 64, 128)
+PROCEDURAL = "procedural"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the shapes come from and how they are prepared."""
+
+    source: str = PROCEDURAL
+    """`procedural` (embedded shapes), a 3D ShapeNets `volumetric_data` folder, a .npy/.npz file,
+    or a folder of .npy/.npz/.binvox files."""
+    category: str = "chair"
+    """3D ShapeNets category (ignored by other sources)."""
+    resolution: Literal[16, 32, 64, 128] = 32
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
+    """Leading fraction of the training files kept (the tutorial's obj_ratio)."""
+    test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    """Held-out share for sources that have no train/test split of their own."""
+    n_shapes: int = Field(600, ge=10)
+    """Procedural source: number of shapes generated (train + test)."""
+    families: list[str] = ["chair", "table", "lamp"]
+    """Procedural source: the shape families mixed in the data set."""
+    seed: int = 0
+    """Procedural source: the shapes are a pure function of this seed."""
+    cache_dir: str | None = None
+    """Where preprocessed arrays are cached; default $VOXGAN_CACHE or ~/.cache/voxgan."""
+
+
+class NetConfig(_Strict):
+    """One network (generator or discriminator) and the optimiser that trains it."""
+
+    width: int = Field(64, ge=1, le=1024)
+    """Channels of the widest-resolution hidden layer; each halving of resolution doubles it
+    (64 gives the tutorial's 64-128-256-512)."""
+    extra_depth: int = Field(0, ge=0, le=8)
+    """Stride-1 3x3x3 blocks added at 4^3 beyond the minimum the resolution needs."""
+    activation: Activation = "relu"
+    batch_norm: bool = True
+    optimizer: OptimizerName = "adam"
+    lr: float = Field(0.0025, gt=0.0, le=1e4)
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)
+    """Adam/AdamW beta1."""
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    """Adam/AdamW beta2."""
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """SGD and RMSprop momentum."""
+    alpha: float = Field(0.99, gt=0.0, lt=1.0)
+    """RMSprop smoothing constant; also Adadelta's rho."""
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class EvalConfig(_Strict):
+    """How a trained generator is scored against held-out real shapes."""
+
+    n_samples: int = Field(200, ge=2)
+    """Generated shapes compared with the real test shapes."""
+    max_real: int | None = Field(200, ge=2)
+    """Cap on real test shapes used (evenly spaced, deterministic); None uses all."""
+    c2st_epochs: int = Field(5, ge=1)
+    """Epochs of the fresh classifier behind c2st_acc."""
+    seed: int = 1234
+    """Seed of the evaluation (samples, classifier); fixed so scores compare across runs."""
+
+
+def _generator_defaults() -> NetConfig:
+    return NetConfig(activation="relu", optimizer="adam", lr=0.0025, beta1=0.5)
+
+
+def _discriminator_defaults() -> NetConfig:
+    return NetConfig(activation="leaky_relu", optimizer="adam", lr=1e-5, beta1=0.9)
+
+
+class Config(_Strict):
+    """A complete training run. `Config()` is the tutorial's recipe on the procedural shapes."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    generator: NetConfig = Field(default_factory=_generator_defaults)
+    discriminator: NetConfig = Field(default_factory=_discriminator_defaults)
+    latent_size: int = Field(200, ge=1, le=4096)
+    latent_dist: Literal["normal", "uniform"] = "normal"
+    """normal: N(0, latent_std) (the tutorial); uniform: U(0, 1) (the paper)."""
+    latent_std: float = Field(0.33, gt=0.0)
+    batch_size: int = Field(32, ge=1, le=4096)
+    epochs: int = Field(100, ge=1)
+    loss: Literal["bce", "lsgan", "hinge"] = "bce"
+    """bce: binary cross-entropy from logits (the tutorial); lsgan: least squares (MSE);
+    hinge: the hinge loss."""
+    real_label: float = Field(1.0, gt=0.5, le=1.0)
+    """Target for real shapes in D's bce/lsgan loss; 0.9 gives one-sided soft labels."""
+    d_accuracy_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    """The paper's rule: update D only when its accuracy on the last batch is below this."""
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 autocast on CUDA, fp32 on CPU."""
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("data")
+    @classmethod
+    def _known_family(cls, data: DataConfig) -> DataConfig:
+        from voxgan.data.procedural import FAMILIES
+
+        unknown = sorted(set(data.families) - set(FAMILIES))
+        if unknown or not data.families:
+            raise ValueError(f"families must be a non-empty subset of {sorted(FAMILIES)}, got {data.families}")
+        return data
+
+    @model_validator(mode="after")
+    def _depth_fits(self) -> Config:
+        if self.batch_size < 2 and (self.generator.batch_norm or self.discriminator.batch_norm):
+            raise ValueError("batch_size must be at least 2 when batch norm is on")
+        return self
+
+    # ---- YAML -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="python")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from None
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | None = None) -> Config:
+        """Read a YAML config, apply `key=value` overrides, validate."""
+        return cls.from_dict(apply_overrides(read_yaml(path), overrides or []))
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's first error as one line that names the dotted key."""
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"invalid value for '{key}': {message} (got {err.get('input')!r})"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file, read with the safe loader."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    return values
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set `a.b.c=value` pairs into a nested dict; values are parsed as YAML scalars."""
+    values = dict(values)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        parts = key.split(".")
+        node = values
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[part] = child
+            node = child
+        node[parts[-1]] = _parse_scalar(raw)
+    return values
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # SEED-SPEC exactly: 64^3, G lr 0.0025 Adam(0.5), D lr 1e-5 Adam(0.9), batch 32, z of 200 ~ N(0, 0.33).
+    "tutorial": {"data": {"resolution": 64}},
+    # The paper's variations: batch 100, z ~ U(0, 1), D updated only below 80% accuracy.
+    "paper": {
+        "data": {"resolution": 64},
+        "batch_size": 100,
+        "latent_dist": "uniform",
+        "d_accuracy_threshold": 0.8,
+    },
+}
+
+
+def preset(name: str, overrides: list[str] | None = None) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}' (choose from {', '.join(sorted(PRESETS))})")
+    return Config.from_dict(apply_overrides(PRESETS[name], overrides or []))

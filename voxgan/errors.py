@@ -1,0 +1,28 @@
+"""Errors a user can fix. The CLIs print them as one line and exit with status 2."""
+
+
+class VoxganError(Exception):
+    """A problem with the user's input (config, data, flags, files): never a bug in voxgan."""
+
+
+class ConfigError(VoxganError):
+    """A config key is unknown or its value is invalid."""
+
+
+class DataError(VoxganError):
+    """A data file or folder cannot be used; the message names it."""
+
+
+class CheckpointError(VoxganError):
+    """A file is not a voxgan checkpoint."""
+
+
+class Diverged(Exception):
+    """Training produced a NaN or infinite loss.
+
+    Not a user error: the run ends with a clear "diverged at epoch N" result instead of a crash.
+    """
+
+    def __init__(self, epoch: int, what: str = "loss"):
+        super().__init__(f"diverged at epoch {epoch}: {what} is not finite")
+        self.epoch = epoch

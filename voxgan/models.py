@@ -1,0 +1,107 @@
+"""The 3D-GAN generator and discriminator of Wu et al. (2016), built from a config.
+
+At the `tutorial` preset (64^3, width 64, no extra depth) they are exactly SEED-SPEC's tables:
+
+    G: z (200) -> 512@4^3 -> 256@8^3 -> 128@16^3 -> 64@32^3 -> 1@64^3, ReLU + batch norm, sigmoid out
+    D: 1@64^3 -> 64@32^3 -> 128@16^3 -> 256@8^3 -> 512@4^3 -> 1@1^3, LeakyReLU(0.2) + batch norm
+
+Other resolutions add or drop stride-2 layers (one per doubling above 4^3), `width` scales the
+channels, and `extra_depth` inserts stride-1 3x3x3 blocks at 4^3, where they are cheapest. The
+discriminator returns logits: the sigmoid of the tables lives in the loss (numerically stable
+binary cross-entropy) and in `Discriminator.probability`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from voxgan.config import Config, NetConfig
+
+KERNEL = 4
+BASE = 4  # the coarsest grid: G projects z to 4^3, D reduces 4^3 to one logit
+
+
+def activation(name: str) -> nn.Module:
+    """A hidden-layer activation by config name (LeakyReLU uses the tutorial's slope 0.2)."""
+    return {
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.2),
+        "elu": nn.ELU,
+        "selu": nn.SELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+    }[name]()
+
+
+def channel_plan(resolution: int, width: int) -> list[int]:
+    """Hidden channels from the 4^3 end to the full-resolution end: width * 2^k, halving as the
+    grid doubles, so 64^3 with width 64 gives [512, 256, 128, 64]."""
+    n_up = int(math.log2(resolution // BASE))
+    return [width * 2 ** (n_up - 1 - i) for i in range(n_up)]
+
+
+def block(conv: nn.Module, channels: int, net: NetConfig) -> nn.Sequential:
+    """Convolution, optional batch norm, hidden activation: one row of SEED-SPEC's tables."""
+    layers = [conv]
+    if net.batch_norm:
+        layers.append(nn.BatchNorm3d(channels))
+    layers.append(activation(net.activation))
+    return nn.Sequential(*layers)
+
+
+class Generator(nn.Module):
+    """Latent vector (N, latent_size) -> occupancy probabilities (N, 1, R, R, R)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        net, res = cfg.generator, cfg.data.resolution
+        channels = channel_plan(res, net.width)
+        self.latent_size = cfg.latent_size
+        layers = [block(nn.ConvTranspose3d(cfg.latent_size, channels[0], KERNEL, 1, 0, bias=not net.batch_norm), channels[0], net)]
+        for _ in range(net.extra_depth):
+            layers.append(block(nn.Conv3d(channels[0], channels[0], 3, 1, 1, bias=not net.batch_norm), channels[0], net))
+        for c_in, c_out in zip(channels, channels[1:]):
+            layers.append(block(nn.ConvTranspose3d(c_in, c_out, KERNEL, 2, 1, bias=not net.batch_norm), c_out, net))
+        layers.append(nn.Sequential(nn.ConvTranspose3d(channels[-1], 1, KERNEL, 2, 1), nn.Sigmoid()))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.layers(z.view(z.shape[0], self.latent_size, 1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Volumes (N, 1, R, R, R) -> one logit per volume (N,)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        net, res = cfg.discriminator, cfg.data.resolution
+        channels = channel_plan(res, net.width)[::-1]  # full-resolution end first
+        layers = [block(nn.Conv3d(1, channels[0], KERNEL, 2, 1, bias=not net.batch_norm), channels[0], net)]
+        for c_in, c_out in zip(channels, channels[1:]):
+            layers.append(block(nn.Conv3d(c_in, c_out, KERNEL, 2, 1, bias=not net.batch_norm), c_out, net))
+        for _ in range(net.extra_depth):
+            layers.append(block(nn.Conv3d(channels[-1], channels[-1], 3, 1, 1, bias=not net.batch_norm), channels[-1], net))
+        layers.append(nn.Sequential(nn.Conv3d(channels[-1], 1, KERNEL, 1, 0)))  # valid: 4^3 -> 1^3, sigmoid in the loss
+        self.layers = nn.Sequential(*layers)
+        self.output_activation = nn.Sigmoid()
+
+    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+        return self.layers(volumes).flatten()
+
+    def probability(self, volumes: torch.Tensor) -> torch.Tensor:
+        """D(x): the probability that each volume is real (the tables' sigmoid output)."""
+        return self.output_activation(self(volumes))
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN-style initialisation, N(0, 0.02) for convolutions, as GAN ports usually do."""
+    if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm3d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,119 @@
+"""PNG pictures of a run: grids of voxel renders and training curves.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), so it
+works headless and from several threads or processes at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+RENDER_MAX_RESOLUTION = 32
+"""`ax.voxels` draws one polygon per exposed voxel face; above 32^3 a grid takes minutes."""
+
+VIEW_ELEVATION = 20
+VIEW_AZIMUTH = 130
+"""Camera for every render. The up axis is the volume's last axis (3D ShapeNets stores chairs
+with axis 2 pointing up: legs at low indices, the back at high ones), which is matplotlib's
+vertical z axis when the array is passed unchanged, so shapes stand upright. Azimuth 130 looks
+at the front of the rotation-1 chairs (seat and backrest face the camera), from slightly above."""
+
+
+def _as_volume_batch(volumes: np.ndarray | torch.Tensor, threshold: float) -> np.ndarray:
+    """(N, R, R, R), (N, 1, R, R, R) or one (R, R, R) volume -> (N, R, R, R) bool numpy."""
+    array = volumes.detach().cpu().numpy() if isinstance(volumes, torch.Tensor) else np.asarray(volumes)
+    if array.ndim == 5 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise ValueError(f"expected volumes of shape (N, R, R, R), got shape {array.shape}")
+    return array if array.dtype == bool else array > threshold
+
+
+def downsample_for_render(volume: np.ndarray, max_resolution: int = RENDER_MAX_RESOLUTION) -> np.ndarray:
+    """Shrink a bool volume by an integer factor to at most `max_resolution` per side. A coarse
+    voxel is filled when any of its fine voxels is, so thin parts (chair legs) stay visible."""
+    factor = math.ceil(max(volume.shape) / max_resolution)
+    if factor == 1:
+        return volume
+    padded = np.pad(volume, [(0, -size % factor) for size in volume.shape])
+    x, y, z = (size // factor for size in padded.shape)
+    return padded.reshape(x, factor, y, factor, z, factor).any(axis=(1, 3, 5))
+
+
+def render_grid(
+    volumes: np.ndarray | torch.Tensor,
+    path: str | Path,
+    *,
+    ncols: int = 4,
+    threshold: float = 0.5,
+    title: str | None = None,
+) -> Path:
+    """Save a PNG grid of voxel renders, one cell per volume, row by row.
+
+    Volumes are thresholded (`> threshold`, bool kept as is) and, above 32^3, downsampled to at
+    most 32^3 for rendering speed (see `downsample_for_render`): the picture is a preview, not
+    the exported shape. Every cell uses the same upright camera (`VIEW_ELEVATION`,
+    `VIEW_AZIMUTH`) and shows the whole grid box, so sizes compare across cells.
+    """
+    batch = _as_volume_batch(volumes, threshold)
+    ncols = max(1, min(ncols, len(batch)))
+    nrows = max(1, math.ceil(len(batch) / ncols))
+    figure = Figure(figsize=(2.5 * ncols, 2.5 * nrows + (0.4 if title else 0)), dpi=80)
+    for index, volume in enumerate(batch):
+        shown = downsample_for_render(volume)
+        ax = figure.add_subplot(nrows, ncols, index + 1, projection="3d")
+        ax.voxels(shown, facecolors="#4c8cbf", edgecolor="#1f3f5f", linewidth=0.2)
+        ax.set(xlim=(0, shown.shape[0]), ylim=(0, shown.shape[1]), zlim=(0, shown.shape[2]))
+        ax.set_box_aspect((1, 1, 1), zoom=1.3)
+        ax.view_init(elev=VIEW_ELEVATION, azim=VIEW_AZIMUTH)
+        ax.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=0.92 if title else 1, wspace=0, hspace=0)
+    return _save(figure, path)
+
+
+def plot_curves(
+    history: Sequence[dict[str, float]],
+    path: str | Path,
+    keys: Sequence[str] = ("g_loss", "d_loss"),
+) -> Path:
+    """Save a PNG of per-epoch training curves against the rows' "epoch" values.
+
+    The first panel draws `keys`; a second panel draws the discriminator's mean outputs on real
+    and generated shapes when the rows carry "d_real"/"d_fake" (D(x) and D(G(z)): they show
+    which network is winning, which the losses alone hide). Missing or NaN values leave gaps.
+    """
+    panels = [list(keys)]
+    discriminator_keys = [key for key in ("d_real", "d_fake") if any(key in row for row in history)]
+    if discriminator_keys:
+        panels.append(discriminator_keys)
+    figure = Figure(figsize=(6.5, 3.0 * len(panels)), dpi=100)
+    epochs = [row.get("epoch", float("nan")) for row in history]
+    labels = {"d_real": "D(x)", "d_fake": "D(G(z))"}
+    for index, panel_keys in enumerate(panels):
+        ax = figure.add_subplot(len(panels), 1, index + 1)
+        for key in panel_keys:
+            values = [float(row.get(key, float("nan"))) for row in history]
+            ax.plot(epochs, values, marker=".", markersize=3, label=labels.get(key, key))
+        ax.set_ylabel("mean output" if panel_keys == discriminator_keys else "loss")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    ax.set_xlabel("epoch")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

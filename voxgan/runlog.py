@@ -1,0 +1,36 @@
+"""Per-epoch training logs: a CSV anyone can read and TensorBoard event files (the tutorial's habit)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tensorboardX import SummaryWriter
+
+CSV_NAME = "losses.csv"
+TB_KEYS = ("g_loss", "d_loss", "d_real", "d_fake", "d_acc", "samples_per_s")
+
+
+class RunLog:
+    """Appends one row per epoch to `losses.csv` and scalars to `tensorboard/`.
+
+    Appending (not rewriting) keeps the rows of a resumed run's earlier epochs.
+    """
+
+    def __init__(self, out_dir: Path):
+        self.csv_path = out_dir / CSV_NAME
+        self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+
+    def write(self, row: dict[str, float]) -> None:
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        for key in TB_KEYS:
+            if key in row:
+                self.writer.add_scalar(f"train/{key}", row[key], int(row["epoch"]))
+
+    def close(self) -> None:
+        self.writer.close()
