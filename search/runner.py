@@ -144,7 +144,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler, num_samples=new_trials + len(to_resume),
                 max_concurrent_trials=settings.max_concurrent, time_budget_s=settings.time_budget,
-                trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=False,
+                trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=experiment, storage_path=str(ray_dir), verbose=0,

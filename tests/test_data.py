@@ -49,7 +49,7 @@ def assert_one_line_error(excinfo: pytest.ExceptionInfo, *fragments: str) -> Non
 # ---- real 3D ShapeNets chairs -------------------------------------------------------------------
 
 
-def test_mat_reader_agrees_with_scipy_on_real_files(chairs_root: Path) -> None:
+def test_mat_reader_reads_real_chairs_as_bool(chairs_root: Path) -> None:
     files = chair_files(chairs_root)[::997] + chair_files(chairs_root, "test")[::301]
     for path in files:
         expected = scipy.io.loadmat(path)["instance"]
@@ -57,7 +57,7 @@ def test_mat_reader_agrees_with_scipy_on_real_files(chairs_root: Path) -> None:
         np.testing.assert_array_equal(read_mat(path), expected != 0)
 
 
-def test_mat_reader_falls_back_to_scipy_for_other_layouts(tmp_path: Path) -> None:
+def test_mat_reader_reads_other_mat_layouts(tmp_path: Path) -> None:
     volume = np.zeros((8, 8, 8), dtype=np.uint8)
     volume[1, 2, 3] = 1
     for compress in (False, True):
