@@ -41,11 +41,12 @@ def test_render_grid_writes_a_png_with_one_cell_per_volume(tmp_path):
 def test_render_grid_downsamples_large_volumes(tmp_path):
     volume = np.zeros((64, 64, 64), dtype=bool)
     volume[10:50, 30, 5:60] = True  # a one-voxel-thin wall survives the 2x downsampling
-    shown = downsample_for_render(volume)
+    shown = downsample_for_render(volume, max_resolution=32)
     assert shown.shape == (32, 32, 32)
     assert shown.sum() == 20 * 28
-    assert downsample_for_render(np.ones((40, 40, 40), bool)).shape == (20, 20, 20)
-    read_png(render_grid(volume[None], tmp_path / "big.png"))
+    assert downsample_for_render(np.ones((40, 40, 40), bool), max_resolution=32).shape == (20, 20, 20)
+    assert downsample_for_render(np.ones((128, 128, 128), bool)).shape == (64, 64, 64)
+    read_png(render_grid(np.repeat(np.repeat(np.repeat(volume, 2, 0), 2, 1), 2, 2)[None], tmp_path / "big.png"))
 
 
 def test_plot_curves_with_nan_and_discriminator_panel(tmp_path):
