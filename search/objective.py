@@ -27,6 +27,11 @@ DIRECTIONS = {
 are the honest form."""
 
 
+METRIC_KEYS = ("score", "iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "nna_gap", "c2st_gap", "diversity",
+               "occupancy_ratio", "d_real", "d_fake", "g_loss", "d_loss", "samples_per_s")
+"""What a trial reports at each evaluation and stores as Optuna user attributes."""
+
+
 def derived(scores: dict[str, float]) -> dict[str, float]:
     """The metrics plus the gaps and the combined score; NaN in, NaN out (never a fake value)."""
     nna_gap = abs(scores["iou_1nna"] - 0.5) * 2

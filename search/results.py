@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
+from search.objective import METRIC_KEYS  # noqa: E402
 from voxgan.config import Config  # noqa: E402
 from voxgan.errors import VoxganError  # noqa: E402
 
@@ -141,7 +142,8 @@ def summary(study: optuna.Study) -> dict:
             "number": trial.number,
             "state": trial.state.name,
             "values": trial.values,
-            "metrics": trial.user_attrs.get("metrics", {}),
+            "epoch": trial.user_attrs.get("epoch"),
+            "metrics": {key: trial.user_attrs[key] for key in METRIC_KEYS if key in trial.user_attrs},
             "params": trial.params,
         }
 
@@ -150,3 +152,36 @@ def summary(study: optuna.Study) -> dict:
         counts[trial.state.name] += 1
     return {"study": study.study_name, "objectives": study.metric_names, "trials": {k: v for k, v in counts.items() if v},
             "best": describe(best), "baseline": describe(base)}
+
+
+SUMMARY_ROWS = (
+    ("score", "score (lower is better)"),
+    ("iou_1nna", "1-NNA (0.5 ideal)"),
+    ("c2st_acc", "C2ST accuracy (0.5 ideal)"),
+    ("iou_mmd", "MMD, 1 - IoU (lower)"),
+    ("iou_cov", "COV (higher)"),
+    ("diversity", "diversity"),
+    ("occupancy_ratio", "occupancy ratio (1 ideal)"),
+    ("d_real", "D(x)"),
+    ("d_fake", "D(G(z))"),
+)
+
+
+def format_summary(result: dict) -> str:
+    """The study's outcome as a small table: the best trial next to the tutorial baseline."""
+    best, base = result["best"], result["baseline"]
+    counts = ", ".join(f"{count} {state.lower()}" for state, count in result["trials"].items())
+    lines = [f"study '{result['study']}': {counts}"]
+    header = f"  {'':28} {'baseline':>12} {'best':>12}"
+    lines.append(header)
+    names = (f"trial {base['number']}" if base else "-", f"trial {best['number']}")
+    lines.append(f"  {'':28} {names[0]:>12} {names[1]:>12}")
+    for key, label in SUMMARY_ROWS:
+        cells = []
+        for trial in (base, best):
+            value = (trial or {}).get("metrics", {}).get(key)
+            cells.append(f"{value:12.3f}" if isinstance(value, (int, float)) else f"{'-':>12}")
+        lines.append(f"  {label:28} {cells[0]} {cells[1]}")
+    if base and base["state"] != "COMPLETE":
+        lines.append(f"  (the baseline ended {base['state'].lower()}: its metrics are from its last evaluation)")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ trial, the objective or objectives, the scheduler, the resources of a trial and 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,10 @@ from search.space import SpaceSpec
 from voxgan.config import Config, DataConfig, apply_overrides, describe_validation_error, read_yaml
 from voxgan.errors import ConfigError
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+STUDIES_DIRS = (
+    Path(__file__).resolve().parent.parent / "studies",  # a source checkout (editable install)
+    Path(sys.prefix) / "share" / "voxgan" / "studies",  # `pip install .` puts them here
+)
 
 
 class _Strict(BaseModel):
@@ -95,10 +99,11 @@ def resolve_study_path(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    shipped = STUDIES_DIR / f"{name}.yaml"
-    if shipped.is_file():
-        return shipped
-    raise ConfigError(f"{name}: no such study file (shipped studies: {', '.join(sorted(p.stem for p in STUDIES_DIR.glob('*.yaml')))})")
+    for folder in STUDIES_DIRS:
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    shipped = sorted({p.stem for folder in STUDIES_DIRS for p in folder.glob("*.yaml")})
+    raise ConfigError(f"{name}: no such study file (shipped studies: {', '.join(shipped)})")
 
 
 def load_study(name: str | Path, overrides: list[str] | None = None) -> StudySpec:

@@ -58,3 +58,15 @@ def test_bad_files_and_overrides(tmp_path):
         preset("tutorial", ["epochs"])
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("nope")
+
+
+def test_config_reference_is_current():
+    """docs/config.md is generated from the models; a changed key must regenerate it."""
+    import importlib.util
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("make_config_reference", docs / "make_config_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (docs / "config.md").read_text() == module.reference(), "run: python docs/make_config_reference.py"

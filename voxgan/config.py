@@ -8,6 +8,7 @@ data named trains anywhere.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ PROCEDURAL = "procedural"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class DataConfig(_Strict):
@@ -35,6 +36,7 @@ class DataConfig(_Strict):
     category: str = "chair"
     """3D ShapeNets category (ignored by other sources)."""
     resolution: Literal[16, 32, 64, 128] = 32
+    """Edge of the voxel grid the networks work at (the tutorial: 64)."""
     fraction: float = Field(1.0, gt=0.0, le=1.0)
     """Leading fraction of the training files kept (the tutorial's obj_ratio)."""
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
@@ -59,8 +61,10 @@ class NetConfig(_Strict):
     """Stride-1 3x3x3 blocks added at 4^3 beyond the minimum the resolution needs."""
     activation: Activation = "relu"
     batch_norm: bool = True
+    """Batch norm after every hidden layer (SEED-SPEC: yes, never on the output layer)."""
     optimizer: OptimizerName = "adam"
     lr: float = Field(0.0025, gt=0.0, le=1e4)
+    """Learning rate (tutorial: 0.0025 for G, 1e-5 for D)."""
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
     """Adam/AdamW beta1."""
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
@@ -70,6 +74,7 @@ class NetConfig(_Strict):
     alpha: float = Field(0.99, gt=0.0, lt=1.0)
     """RMSprop smoothing constant; also Adadelta's rho."""
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    """L2 penalty (decoupled for AdamW)."""
 
 
 class EvalConfig(_Strict):
@@ -100,11 +105,15 @@ class Config(_Strict):
     generator: NetConfig = Field(default_factory=_generator_defaults)
     discriminator: NetConfig = Field(default_factory=_discriminator_defaults)
     latent_size: int = Field(200, ge=1, le=4096)
+    """Length of z (tutorial: 200)."""
     latent_dist: Literal["normal", "uniform"] = "normal"
     """normal: N(0, latent_std) (the tutorial); uniform: U(0, 1) (the paper)."""
     latent_std: float = Field(0.33, gt=0.0)
+    """Standard deviation of z when latent_dist is normal (tutorial: 0.33)."""
     batch_size: int = Field(32, ge=1, le=4096)
+    """Shapes per iteration; an epoch is len(train) // batch_size iterations."""
     epochs: int = Field(100, ge=1)
+    """Passes over the training set (the tutorial suggests 100 to start)."""
     loss: Literal["bce", "lsgan", "hinge"] = "bce"
     """bce: binary cross-entropy from logits (the tutorial); lsgan: least squares (MSE);
     hinge: the hinge loss."""
@@ -113,7 +122,9 @@ class Config(_Strict):
     d_accuracy_threshold: float | None = Field(None, gt=0.0, le=1.0)
     """The paper's rule: update D only when its accuracy on the last batch is below this."""
     seed: int = 0
+    """Seeds weight initialisation, shuffling and z: the same config and seed give the same run on CPU."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: CUDA when there is one."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """auto: bf16 autocast on CUDA, fp32 on CPU."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -206,6 +217,22 @@ def _parse_scalar(raw: str) -> Any:
         return yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         return raw
+
+
+def describe_keys(values: BaseModel | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every config key, from the models' docstrings:
+    the source of docs/config.md, so the reference cannot drift from the code."""
+    values = values if values is not None else Config()
+    rows: list[tuple[str, str, str]] = []
+    for name, field in type(values).model_fields.items():
+        value = getattr(values, name)
+        if isinstance(value, BaseModel):
+            rows.extend(describe_keys(value, f"{prefix}{name}."))
+            continue
+        kind = re.sub(r"<class '(\w+)'>", r"\1", str(field.annotation)).replace("typing.", "")
+        description = " ".join((field.description or "").split())
+        rows.append((f"{prefix}{name}", repr(value), f"{description} `{kind}`".strip()))
+    return rows
 
 
 PRESETS: dict[str, dict[str, Any]] = {
