@@ -19,7 +19,8 @@ from voxgan.errors import Diverged, VoxganError
 from voxgan.export import save_mesh, save_npy
 from voxgan.pictures import plot_curves, render_grid
 from voxgan.runlog import RunLog
-from voxgan.trainer import Trainer, generate, load_generator
+from voxgan.trainer import Trainer, load_generator
+from voxgan.trainer import generate as generate_volumes
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -152,7 +153,7 @@ def generate_main(argv: list[str] | None = None) -> int:
         raise VoxganError("--threshold must be between 0 and 1")
     refuse_nonempty(args.out, "the samples")
     G, cfg = load_generator(args.checkpoint, device=args.device)
-    volumes = generate(G, cfg, args.n, args.seed) > args.threshold
+    volumes = generate_volumes(G, cfg, args.n, args.seed) > args.threshold
     args.out.mkdir(parents=True, exist_ok=True)
     save_npy(volumes.numpy(), args.out / "samples.npy")
     render_grid(volumes.numpy(), args.out / "samples.png")
