@@ -133,6 +133,7 @@ class Trainer:
         self.D.train()
         kind, real_label, threshold = self.cfg.loss, self.cfg.real_label, self.cfg.d_accuracy_threshold
         sums = torch.zeros(len(STAT_KEYS), device=self.device)
+        updated, skipped = torch.ones((), device=self.device), torch.zeros((), device=self.device)
         start = time.perf_counter()
         batches = self._batches()
         for index in batches:
@@ -169,7 +170,7 @@ class Trainer:
                 sums += torch.stack([
                     g_loss.detach(), d_loss.detach(),
                     torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(fake_logits.float()).mean(),
-                    d_acc, torch.tensor(float(update_d), device=self.device),
+                    d_acc, updated if update_d else skipped,
                 ])
         means = (sums / len(batches)).tolist()  # the epoch's one synchronisation
         seconds = time.perf_counter() - start
