@@ -44,13 +44,16 @@ def run_parser() -> Parser:
 
 
 def run_command(argv: list[str]) -> int:
+    from search.results import format_summary
     from search.runner import SearchSettings, run_search
 
     args = run_parser().parse_args(argv)
     spec = load_study(args.study, args.overrides)
     settings = SearchSettings.from_args(args, spec)
     summary = run_search(spec, settings)
-    print(json.dumps(summary, indent=2))
+    if settings.storage is None:
+        (settings.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(format_summary(summary))
     return 0
 
 

@@ -10,16 +10,12 @@ import json
 import shutil
 from pathlib import Path
 
-import matplotlib
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-
-from search.objective import METRIC_KEYS  # noqa: E402
-from voxgan.config import Config  # noqa: E402
-from voxgan.errors import VoxganError  # noqa: E402
+from search.objective import METRIC_KEYS
+from voxgan.config import Config
+from voxgan.errors import VoxganError
 
 BASELINE_ATTR = "baseline"
 CONFIG_ATTR = "config"
@@ -73,6 +69,10 @@ def export_best(study: optuna.Study, out: Path) -> tuple[FrozenTrial, Path, Path
 def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
     """PNG plots: optimisation history, parameter importances, Pareto front (several objectives),
     and the learning curves of the best trials. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # imported here: commands that plot nothing write no font cache
+    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as vis
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,8 @@ def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
 
 def plot_learning_curves(study: optuna.Study, top: int = 5) -> None:
     """The `score` of the best trials at each evaluation, from their `curve` user attribute."""
+    import matplotlib.pyplot as plt
+
     trials = sorted(finished_trials(study), key=lambda t: t.user_attrs.get("score", float("inf")))[:top]
     base = baseline_trial(study)
     if base is not None and base not in trials and base.user_attrs.get("curve"):

@@ -21,10 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search import processes
-from search.progress import ProgressPrinter
-from search.results import summary
-from search.searcher import StudySearcher, enqueue_baseline, stale_running_trials
-from search.storage import artifact_store_for, connect, create_or_load, storage_url
+from search.storage import DB_NAME, artifact_store_for, connect, create_or_load, storage_url
 from search.study import StudySpec
 from voxgan.data import load_dataset
 from voxgan.errors import VoxganError
@@ -90,27 +87,39 @@ def check_local_resources(cpus: float, gpus: float) -> None:
 
 
 def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
-    """Run the study to `settings.trials` trials and return its summary (best vs baseline)."""
+    """Run the study to `settings.trials` trials and return its summary (best vs baseline).
+
+    Everything a user can get wrong (the folder, the data, the storage, the study's objectives)
+    is checked before anything is written, so a refused run leaves no folder or SQLite file."""
+    out = settings.out
+    default_db = settings.storage is None and (out / DB_NAME).is_file()
+    if not settings.resume and default_db:
+        raise VoxganError(f"{out}: a study is already here; use --resume to continue it, or another --out")
+    if settings.resume and settings.storage is None and not default_db:
+        raise VoxganError(f"--resume: no study in {out} ({DB_NAME} not found); give the interrupted search's --out")
+    data = load_dataset(spec.data)  # once per search; the trials share it through the object store
+    if settings.storage is None:
+        out.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    storage = connect(storage_url(settings.storage, out))
+    study, created = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, settings.resume)
+
+    # Imported only once the input is accepted: they load Ray, and matplotlib, which writes its
+    # font cache under $HOME.
     quiet_ray()
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from search.progress import ProgressPrinter
+    from search.results import summary
+    from search.searcher import StudySearcher, enqueue_baseline, stale_running_trials
     from search.trainable import train_trial
 
-    out = settings.out
-    if not settings.resume and out.exists() and settings.storage is None and (out / "study.db").exists():
-        raise VoxganError(f"{out}: a study is already here; use --resume to continue it, or another --out")
-    if settings.storage is None:
-        out.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
-    storage = connect(storage_url(settings.storage, out))
-    study, created = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, settings.resume)
     # A resumed study must not replay the same random start: the seed moves with the trial count.
     study.sampler = make_sampler(spec, seed=spec.seed + len(study.get_trials(deepcopy=False)))
     out.mkdir(parents=True, exist_ok=True)
     if created:
         enqueue_baseline(study, spec)
-
     processes.stop_leftovers(out)
     to_resume = stale_running_trials(study)
     started = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
@@ -121,7 +130,6 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     if new_trials + len(to_resume) == 0:
         return summary(study)
 
-    data = load_dataset(spec.data)  # once per search; the trials share it through the object store
     ray.init(address=settings.address or "local", include_dashboard=False, log_to_driver=False, configure_logging=True,
              logging_level="ERROR", num_cpus=None if settings.address else os.cpu_count())
     try:
@@ -154,6 +162,10 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
         )
         with terminate_as_interrupt():
             tuner.fit()
+        if left := stale_running_trials(study):
+            # Tune catches SIGINT and returns from fit() as if the study were done; the trials it
+            # stopped stay RUNNING. Exit as interrupted, not with a summary that looks final.
+            raise KeyboardInterrupt(f"{len(left)} trial(s) left RUNNING; `--resume` with the same flags continues them")
     finally:
         ray.shutdown()
         processes.forget(out)

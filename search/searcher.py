@@ -25,15 +25,15 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search.objective import is_finite
+from search.objective import METRIC_KEYS, is_finite
 from search.results import BASELINE_ATTR, CHECKPOINT_ATTR, CONFIG_ATTR
 from search.space import suggest
 from search.study import StudySpec
 from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
 
-METRIC_KEYS = ("score", "iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "nna_gap", "c2st_gap", "diversity",
-               "occupancy_ratio", "d_real", "d_fake", "g_loss", "d_loss", "samples_per_s")
 REASON_ATTR = "fail_reason"
+RESUMED_ATTR = "resumed_from_epoch"
+"""The epoch of the checkpoint a trial continued from after an interrupted run."""
 
 
 class StudySearcher(OptunaSearch):
@@ -44,6 +44,7 @@ class StudySearcher(OptunaSearch):
         self.artifact_store = artifact_store
         self._to_resume = list(resume_trial_ids)
         self._curves: dict[str, list[list[float]]] = {}
+        self._resumed: set[str] = set()
         single = not spec.multi_objective
         super().__init__(
             space=self._define,
@@ -77,7 +78,10 @@ class StudySearcher(OptunaSearch):
         attrs = self._ot_study._storage.get_trial(optuna_trial_id).user_attrs
         self._curves[trial_id] = [list(p) for p in attrs.get("curve", [])]
         ot_trial.set_user_attr("ray_trial_id", trial_id)
-        return {"voxgan": attrs[CONFIG_ATTR], "optuna_trial": ot_trial.number, "resume_from": attrs.get(CHECKPOINT_ATTR)}
+        # A driver killed between asking a trial and storing its config leaves only the params:
+        # replaying define-by-run on the same trial returns them and stores the config.
+        cfg = attrs[CONFIG_ATTR] if CONFIG_ATTR in attrs else self._define(ot_trial)["voxgan"]
+        return {"voxgan": cfg, "optuna_trial": ot_trial.number, "resume_from": attrs.get(CHECKPOINT_ATTR)}
 
     # ---- results --------------------------------------------------------------------------------
 
@@ -97,6 +101,9 @@ class StudySearcher(OptunaSearch):
             ot_trial.set_user_attr(key, result[key])
         ot_trial.set_user_attr("epoch", result["epoch"])
         ot_trial.set_user_attr("curve", curve)
+        if result.get("start_epoch") and trial_id not in self._resumed:
+            ot_trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
+            self._resumed.add(trial_id)
         if result.get("checkpoint_dir_name"):
             folder = self.experiment_dir / trial_id / result["checkpoint_dir_name"]
             ot_trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))

@@ -34,17 +34,29 @@ def train_trial(config: dict[str, Any], data: VoxelDataset, max_epochs: int, eva
     torch.set_num_threads(threads)
     try:
         trainer = _start(Config.from_dict(config["voxgan"]), data, config.get("resume_from"))
+        start_epoch = trainer.epoch
         while trainer.epoch < max_epochs:
             trainer.train_epoch()
             if trainer.epoch % eval_every == 0 or trainer.epoch == max_epochs:
-                _report_evaluation(trainer, max_epochs)
+                _report_evaluation(trainer, max_epochs, start_epoch)
     except Diverged as exc:
         tune.report({"status": "diverged", "reason": str(exc), "epoch": exc.epoch, "score": float("nan")})
-    except torch.OutOfMemoryError as exc:
-        tune.report({"status": "error", "reason": f"out of memory: {str(exc).splitlines()[0]}", "score": float("nan")})
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
-        reason = f"{type(exc).__name__}: {exc}"
-        tune.report({"status": "error", "reason": reason, "traceback": traceback.format_exc()[-4000:], "score": float("nan")})
+        tune.report({"status": "error", "reason": failure_reason(exc), "traceback": traceback.format_exc()[-4000:],
+                     "score": float("nan")})
+
+
+CPU_OOM_MARKERS = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
+
+
+def failure_reason(exc: Exception) -> str:
+    """One line on why a trial failed, starting with "out of memory" for any allocation failure:
+    torch raises OutOfMemoryError on CUDA, but a plain RuntimeError from its CPU allocator, and
+    Python a MemoryError, so the type alone does not tell."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or any(m in first for m in CPU_OOM_MARKERS):
+        return f"out of memory: {first or type(exc).__name__}"
+    return f"{type(exc).__name__}: {first}"
 
 
 def _start(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
@@ -57,13 +69,15 @@ def _start(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
         return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data)
 
 
-def _report_evaluation(trainer: Trainer, max_epochs: int) -> None:
-    """Score the generator, save a checkpoint with a picture of its samples, report both."""
+def _report_evaluation(trainer: Trainer, max_epochs: int, start_epoch: int) -> None:
+    """Score the generator, save a checkpoint with a picture of its samples, report both, with
+    the epoch this Ray trial started from (above 0 when it continued a checkpoint)."""
     scores = derived(trainer.evaluate())
     last = trainer.history[-1]
     metrics = {
         **scores,
         "epoch": trainer.epoch,
+        "start_epoch": start_epoch,
         "g_loss": last["g_loss"],
         "d_loss": last["d_loss"],
         "samples_per_s": last["samples_per_s"],

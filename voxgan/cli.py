@@ -16,8 +16,6 @@ from tqdm import tqdm
 
 from voxgan.config import PRESETS, Config, apply_overrides, preset
 from voxgan.errors import Diverged, VoxganError
-from voxgan.export import save_mesh, save_npy
-from voxgan.pictures import plot_curves, render_grid
 from voxgan.runlog import RunLog
 from voxgan.trainer import Trainer, load_generator
 from voxgan.trainer import generate as generate_volumes
@@ -41,8 +39,8 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     except VoxganError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
 
 
@@ -121,6 +119,8 @@ def train_main(argv: list[str] | None = None) -> int:
         (out / "metrics.json").write_text(json.dumps(result, indent=2))
         print(f"voxgan-train: {result['message']}; no metrics computed", file=sys.stderr)
         return EXIT_DIVERGED
+    from voxgan.pictures import plot_curves, render_grid  # see `generate_main`
+
     trainer.save(out / "checkpoint.pt")
     scores = trainer.evaluate()
     (out / "metrics.json").write_text(json.dumps({**result, **scores}, indent=2))
@@ -153,6 +153,10 @@ def generate_main(argv: list[str] | None = None) -> int:
         raise VoxganError("--threshold must be between 0 and 1")
     refuse_nonempty(args.out, "the samples")
     G, cfg = load_generator(args.checkpoint, device=args.device)
+    # Imported once the input is accepted: matplotlib writes its font cache under $HOME on import.
+    from voxgan.export import save_mesh, save_npy
+    from voxgan.pictures import render_grid
+
     volumes = generate_volumes(G, cfg, args.n, args.seed) > args.threshold
     args.out.mkdir(parents=True, exist_ok=True)
     save_npy(volumes.numpy(), args.out / "samples.npy")

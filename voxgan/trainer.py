@@ -104,7 +104,7 @@ class Trainer:
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(cfg.seed)
         # The training set lives on the device as uint8 (1 byte a voxel); batches are indexed there.
-        self.train_set = torch.from_numpy(np.ascontiguousarray(self.data.train, dtype=np.uint8)).to(self.device)
+        self.train_set = torch.from_numpy(np.ascontiguousarray(self.data.train).view(np.uint8)).to(self.device)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self._last_d_acc = 0.0

@@ -1,0 +1,172 @@
+"""Bad input to the real console scripts: exit status 2, one line on stderr naming the problem,
+no traceback, and nothing written.
+
+Each case runs in a fresh folder that is also $HOME and holds $VOXGAN_CACHE, so anything a
+refused command writes (an output folder, a SQLite file, a library's cache under $HOME) shows
+up as a difference between the folder's contents before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+import yaml
+
+BIN = Path(sys.executable).parent
+TINY = {
+    "name": "tiny",
+    "data": {"source": "procedural", "resolution": 16, "n_shapes": 20},
+    "budget": {"max_epochs": 1, "eval_every": 1},
+    "space": {"generator": {"width": 4}, "discriminator": {"width": 4}},
+}
+
+
+def study_file(root: Path, change: Callable[[dict], None] | None = None, text: str | None = None) -> str:
+    """A tiny study file in `root`, edited by `change` (or with literal `text`)."""
+    values = yaml.safe_load(yaml.safe_dump(TINY))
+    if change:
+        change(values)
+    path = root / "study.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(values))
+    return str(path)
+
+
+def data_study(root: Path, source: Path) -> list[str]:
+    """voxgan-search on a study whose data is `source`."""
+    return ["voxgan-search", "--study", study_file(root, lambda v: v["data"].update(source=str(source))), "--out", "out"]
+
+
+def search(root: Path, change: Callable[[dict], None]) -> list[str]:
+    return ["voxgan-search", "--study", study_file(root, change), "--out", "out"]
+
+
+def empty_folder(root: Path) -> list[str]:
+    (root / "shapes").mkdir()
+    return data_study(root, root / "shapes")
+
+
+def corrupt_mat(root: Path) -> list[str]:
+    (root / "shapes").mkdir()
+    (root / "shapes" / "chair_000001.mat").write_bytes(b"MATLAB 5.0 MAT-file, but then nothing useful" * 4)
+    return data_study(root, root / "shapes")
+
+
+def wrong_shapes(root: Path) -> list[str]:
+    np.save(root / "shapes.npy", np.zeros((6, 8, 8, 9), dtype=np.uint8))
+    return data_study(root, root / "shapes.npy")
+
+
+def other_objectives(root: Path) -> list[str]:
+    """A study 'tiny' with one objective already in the storage; the file asks for two."""
+    url = f"sqlite:///{root / 'existing.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.create_study(study_name="tiny", storage=url, directions=["minimize"]).set_metric_names(["score"])
+    path = study_file(root, lambda v: v.update(objectives=["nna_gap", "iou_cov"]))
+    return ["voxgan-search", "--study", path, "--storage", url, "--out", "out", "--resume"]
+
+
+def no_finished_trial(root: Path) -> list[str]:
+    url = f"sqlite:///{root / 'existing.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="tiny", storage=url)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    return ["voxgan-search", "export", "--storage", url, "--out", "best.yaml"]
+
+
+def not_a_checkpoint(root: Path) -> list[str]:
+    (root / "model.pt").write_text("these are not the weights you are looking for\n")
+    return ["voxgan-generate", "--checkpoint", "model.pt", "--out", "samples"]
+
+
+def train_into_nonempty(root: Path) -> list[str]:
+    (root / "run").mkdir()
+    (root / "run" / "notes.txt").write_text("my earlier results\n")
+    return ["voxgan-train", "--out", "run", "epochs=1", "data.resolution=16"]
+
+
+def lr_zero(v: dict) -> None:
+    v["space"]["generator"]["lr"] = {"low": 0, "high": 1e-3}
+
+
+def depth_high(v: dict) -> None:
+    v["space"]["discriminator"]["extra_depth"] = {"low": 0, "high": 9}
+
+
+def depth_reversed(v: dict) -> None:
+    v["space"]["generator"]["extra_depth"] = {"low": 2, "high": 1}
+
+
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    # name: (setup in the case's folder returning the command, a fragment the message must hold)
+    "missing study file": (lambda r: ["voxgan-search", "--study", "nope.yaml", "--out", "out"], "nope.yaml: no such study file"),
+    "invalid yaml": (lambda r: ["voxgan-search", "--study", study_file(r, text="name: [tiny\n"), "--out", "out"],
+                     "not valid YAML"),
+    "unknown study key": (lambda r: search(r, lambda v: v.update(schedular="asha")), "unknown config key 'schedular'"),
+    "unknown config key": (lambda r: ["voxgan-train", "--out", "run", "generator.widht=4"],
+                           "unknown config key 'generator.widht'"),
+    "learning rate <= 0": (lambda r: search(r, lr_zero), "space.generator.lr.low"),
+    "batch size 0": (lambda r: search(r, lambda v: v["space"].update(batch_size=[0, 16])), "space.batch_size"),
+    "depth above 8": (lambda r: search(r, depth_high), "space.discriminator.extra_depth.high"),
+    "depth low above high": (lambda r: search(r, depth_reversed), "low (2) is above high (1)"),
+    "empty choice list": (lambda r: search(r, lambda v: v["space"].update(loss=[])), "empty list of choices"),
+    "missing data folder": (lambda r: data_study(r, r / "no-such-shapes"), "no-such-shapes: no such file or folder"),
+    "empty data folder": (empty_folder, "no .npy/.npz/.binvox/.mat files"),
+    "corrupt .mat": (corrupt_mat, "chair_000001.mat: not a readable .mat file"),
+    "wrong .npy shapes": (wrong_shapes, "shapes.npy: expected cubic voxel grids"),
+    "unreachable storage": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
+                                       "--storage", "postgresql://u:secret@127.0.0.1:1/x"],
+                            "cannot open Optuna storage postgresql://u:***@127.0.0.1:1/x"),
+    "sqlite in a missing folder": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
+                                              "--storage", f"sqlite:///{r / 'no-such-dir' / 'study.db'}"],
+                                   "cannot open Optuna storage sqlite:///"),
+    "gpus on a cpu machine": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
+                                         "--gpus-per-trial", str(torch.cuda.device_count() + 1)], "--gpus-per-trial"),
+    "resume without a study": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out", "--resume"],
+                               "--resume: no study in out"),
+    "study with other objectives": (other_objectives, "study 'tiny' exists with objectives ['score']"),
+    "export with no finished trial": (no_finished_trial, "has no finished trial yet"),
+    "generate from a non-checkpoint": (not_a_checkpoint, "model.pt: not a voxgan checkpoint"),
+    "train into a non-empty folder": (train_into_nonempty, "run: already exists and is not empty"),
+}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under `root` with a hash of its contents ('dir' for folders)."""
+    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
+    setup, fragment = CASES[case]
+    argv = setup(tmp_path)
+    before = snapshot(tmp_path)
+    env = {**os.environ, "HOME": str(tmp_path), "VOXGAN_CACHE": str(tmp_path / "cache"), "PYTHONWARNINGS": ""}
+    env.pop("XDG_CACHE_HOME", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    env.pop("MPLCONFIGDIR", None)
+    proc = subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fragment in lines[0], lines[0]
+    assert proc.stdout == ""
+    after = snapshot(tmp_path)
+    new = sorted(set(after) - set(before))
+    assert after == before, f"a refused command wrote files: {new}"
+
+
