@@ -123,6 +123,13 @@ def dispatch(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    # Optuna marks long-standing APIs (metric names, plots, TPE's `group`) experimental and warns on
+    # every use: noise in a terminal, not something a user can act on.
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)
     sys.exit(run_cli(dispatch))
 
 
