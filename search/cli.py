@@ -94,10 +94,11 @@ def export_command(argv: list[str]) -> int:
                "(sample with `voxgan-generate --checkpoint FILE.pt`).")
     _study_source(p)
     p.add_argument("--out", type=Path, default=Path("best.yaml"), help="config file to write (default best.yaml)")
+    p.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N instead of the best (0: the tutorial baseline)")
     args = p.parse_args(argv)
     from search.results import export_best
 
-    trial, config_path, checkpoint_path = export_best(_open_study(args), args.out)
+    trial, config_path, checkpoint_path = export_best(_open_study(args), args.out, args.trial)
     print(f"trial {trial.number} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
     return 0
 

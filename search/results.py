@@ -40,6 +40,13 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     return min(candidates, key=lambda t: t.user_attrs.get("score", float("inf")))
 
 
+def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials) or CONFIG_ATTR not in trials[number].user_attrs:
+        raise VoxganError(f"study '{study.study_name}' has no trial {number} with a config to export")
+    return trials[number]
+
+
 def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
     for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get(BASELINE_ATTR):
@@ -47,10 +54,10 @@ def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
     return None
 
 
-def export_best(study: optuna.Study, out: Path) -> tuple[FrozenTrial, Path, Path | None]:
-    """Write the best trial's config as YAML at `out` and copy its checkpoint beside it
-    (`<stem>.pt`). Refuses to overwrite existing files."""
-    trial = best_trial(study)
+def export_best(study: optuna.Study, out: Path, number: int | None = None) -> tuple[FrozenTrial, Path, Path | None]:
+    """Write the best trial's config (or trial `number`'s, e.g. 0 for the tutorial baseline) as
+    YAML at `out` and copy its checkpoint beside it (`<stem>.pt`). Refuses to overwrite files."""
+    trial = best_trial(study) if number is None else trial_by_number(study, number)
     checkpoint_src = trial.user_attrs.get(CHECKPOINT_ATTR)
     checkpoint_out = out.with_suffix(".pt") if checkpoint_src else None
     for path in (out, checkpoint_out):

@@ -133,6 +133,9 @@ def test_export_retrains_to_the_same_metrics(searched, tmp_path):
     cfg = Config.load(tmp_path / "best.yaml")
     assert cfg.to_dict() == best.user_attrs["config"]
     assert dispatch(["export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]) == 2  # never overwrites
+    assert dispatch(["export", "--run", str(out), "--trial", "0", "--out", str(tmp_path / "baseline.yaml")]) == 0
+    assert Config.load(tmp_path / "baseline.yaml").generator.lr == TUTORIAL["g_lr"]
+    assert dispatch(["export", "--run", str(out), "--trial", "99", "--out", str(tmp_path / "x.yaml")]) == 2
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the trial trained with one thread; reductions then add up identically
@@ -185,3 +188,25 @@ def test_dashboard_api_lists_the_study_and_its_trials(searched):
 def test_a_second_run_into_the_same_folder_is_refused(searched):
     _, out, study_file = searched
     assert dispatch(["--study", str(study_file), "--out", str(out), "--trials", "2", "--quiet"]) == 2
+
+
+def test_multi_objective_study_gets_a_pareto_front(tmp_path):
+    """Two objectives: values per objective, no intermediate values (Optuna refuses them), a
+    Pareto front plot, and export of the front's trial with the lowest combined score."""
+    study_file = tmp_path / "pareto.yaml"
+    spec = {**STUDY, "name": "pareto", "objectives": ["iou_mmd", "c2st_gap"],
+            "budget": {"max_epochs": 2, "eval_every": 1, "grace_epochs": 1, "reduction_factor": 2}}
+    study_file.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "run"
+    assert dispatch(["--study", str(study_file), "--out", str(out), "--trials", "4", "--max-concurrent", "2", "--quiet"]) == 0
+    study = open_existing_study(None, out, None)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"] and study.metric_names == ["iou_mmd", "c2st_gap"]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete and all(len(t.values) == 2 and not t.intermediate_values for t in complete)
+    for trial in complete:
+        assert trial.values == [trial.user_attrs["iou_mmd"], trial.user_attrs["c2st_gap"]]
+    assert dispatch(["report", "--run", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "pareto_front.png").stat().st_size > 1000
+    assert dispatch(["export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]) == 0
+    front = {t.number for t in study.best_trials}
+    assert best_trial(study).number in front
