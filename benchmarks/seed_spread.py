@@ -22,15 +22,21 @@ from search.objective import derived
 from voxgan import metrics
 from voxgan.config import Config
 from voxgan.data import load_dataset
+from voxgan.pictures import render_grid
 from voxgan.trainer import Trainer, evenly_spaced
 
 KEYS = ("score", "iou_1nna", "c2st_acc", "iou_mmd", "iou_cov", "diversity", "occupancy_ratio")
 
 
-def train_and_score(cfg: Config, data) -> dict[str, float]:
+def train_and_score(cfg: Config, data, save: Path | None = None) -> dict[str, float]:
+    """Train one seed; with `save`, keep its checkpoint and a picture of 8 samples there."""
     trainer = Trainer(cfg, data)
     for _ in range(cfg.epochs):
         trainer.train_epoch()
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save(save.with_suffix(".pt"))
+        render_grid(trainer.sample(8, cfg.eval.seed).numpy(), save.with_suffix(".png"), ncols=8)
     return derived(trainer.evaluate())
 
 
@@ -51,6 +57,7 @@ def main() -> None:
     parser.add_argument("configs", nargs="+", type=Path, help="training config YAML files")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, help="write all figures as JSON")
+    parser.add_argument("--save", type=Path, help="folder for each run's checkpoint and samples picture")
     args = parser.parse_args()
 
     results: dict[str, dict] = {}
@@ -62,7 +69,8 @@ def main() -> None:
             key = cfg.data.model_dump_json()
             data = datasets[key] = datasets.get(key) or load_dataset(cfg.data)
             start = time.perf_counter()
-            runs.append(train_and_score(cfg, data))
+            save = args.save / f"{path.stem}-seed{seed}" if args.save else None
+            runs.append(train_and_score(cfg, data, save))
             print(f"{path.name} seed {seed}: score {runs[-1]['score']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
         results[path.name] = {"seeds": args.seeds, "runs": runs}
     results["real vs real"] = {"runs": [real_reference(Config.load(args.configs[0]), data)]}
