@@ -126,11 +126,14 @@ def dispatch(argv: list[str] | None = None) -> int:
 def main() -> None:
     import warnings
 
+    import optuna
     from optuna.exceptions import ExperimentalWarning
 
     # Optuna marks long-standing APIs (metric names, plots, TPE's `group`) experimental and warns on
     # every use: noise in a terminal, not something a user can act on.
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
+    # Its "study created / using an existing study" lines repeat what the progress line says.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sys.exit(run_cli(dispatch))
 
 

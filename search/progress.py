@@ -7,16 +7,24 @@ import math
 import sys
 import time
 
+import optuna
 from ray.tune import Callback
 
 from search.study import StudySpec
 
 
+def best_score_so_far(study: optuna.Study) -> float:
+    """The lowest combined score any earlier evaluation reached, so that a resumed search's
+    "best" continues the study's rather than restarting at the first new result."""
+    return min((score for trial in study.get_trials(deepcopy=False)
+                for _, score in trial.user_attrs.get("curve", [])), default=math.inf)
+
+
 class ProgressPrinter(Callback):
-    def __init__(self, spec: StudySpec, quiet: bool = False):
+    def __init__(self, spec: StudySpec, quiet: bool = False, best: float = math.inf):
         self.spec = spec
         self.quiet = quiet
-        self.best = math.inf
+        self.best = best
         self.done = 0
         self.start = time.monotonic()
 

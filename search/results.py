@@ -133,6 +133,7 @@ def plot_learning_curves(study: optuna.Study, top: int = 5) -> None:
         label = f"trial {trial.number}" + (" (tutorial baseline)" if trial.user_attrs.get(BASELINE_ATTR) else "")
         ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", label=label,
                 linestyle="--" if trial.user_attrs.get(BASELINE_ATTR) else "-")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs, not 2.25
     ax.set_xlabel("epoch")
     ax.set_ylabel("score (lower is better)")
     ax.set_title("Learning curves of the best trials")

@@ -110,7 +110,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from search.progress import ProgressPrinter
+    from search.progress import ProgressPrinter, best_score_so_far
     from search.results import summary
     from search.searcher import StudySearcher, enqueue_baseline, stale_running_trials
     from search.trainable import train_trial
@@ -156,7 +156,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
             ),
             run_config=tune.RunConfig(
                 name=experiment, storage_path=str(ray_dir), verbose=0,
-                callbacks=[ProgressPrinter(spec, quiet=settings.quiet)],
+                callbacks=[ProgressPrinter(spec, quiet=settings.quiet, best=best_score_so_far(study))],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )

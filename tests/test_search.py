@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from search.cli import dispatch as _dispatch
 from search.objective import derived
+from search.progress import best_score_so_far
 from search.results import best_trial
 from search.space import TUTORIAL
 from search.storage import artifact_store_for, open_existing_study
@@ -98,6 +99,15 @@ def test_pruned_trials_keep_their_last_value(searched):
             last_epoch = max(trial.intermediate_values)
             assert last_epoch < STUDY["budget"]["max_epochs"]
             assert trial.user_attrs["score"] == pytest.approx(trial.intermediate_values[last_epoch])
+
+
+def test_a_resumed_search_reports_the_studys_best_so_far(searched):
+    """The progress line's "best" after --resume starts from every earlier evaluation."""
+    _, out, _ = searched
+    study = open_existing_study(None, out, None)
+    lowest = min(value for trial in study.trials for value in trial.intermediate_values.values())
+    assert best_score_so_far(study) == pytest.approx(lowest)
+    assert best_score_so_far(optuna.create_study()) == float("inf")
 
 
 def test_baseline_is_the_tutorial_recipe_first(searched):
