@@ -16,14 +16,15 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from search.objective import derived
 from voxgan import metrics
 from voxgan.config import Config
-from voxgan.data import load_dataset
+from voxgan.data import VoxelDataset, load_dataset
 from voxgan.pictures import render_grid
-from voxgan.trainer import Trainer, evenly_spaced
+from voxgan.trainer import Trainer, evenly_spaced, pick_device
 
 KEYS = ("score", "iou_1nna", "c2st_acc", "iou_mmd", "iou_cov", "diversity", "occupancy_ratio")
 
@@ -40,16 +41,36 @@ def train_and_score(cfg: Config, data, save: Path | None = None) -> dict[str, fl
     return derived(trainer.evaluate())
 
 
-def real_reference(cfg: Config, data) -> dict[str, float]:
-    """Real training shapes in place of samples: what a perfect generator would score here."""
-    ev = cfg.eval
+def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, float]:
+    """Real training shapes in place of samples: what a perfect generator would score here.
+
+    A perfect generator draws from the training distribution, so the stand-in "samples" are a
+    seeded random draw of training shapes (an evenly spaced or every-other-index pick would follow
+    the file order, which groups the 12 rotations of each ShapeNets model, and so draw only a few
+    orientations). The classifier test needs three disjoint draws, as an evaluation has: real
+    shapes it learns from, stand-ins it learns from, and fresh stand-ins it is tested on. Each
+    seed makes other draws, so the reference gets a spread like the trained runs."""
+    ev, device = cfg.eval, pick_device(cfg.device)
+    order = np.random.default_rng(seed).permutation(len(data.train))
+
+    def draw(start: int, count: int) -> torch.Tensor:
+        return torch.from_numpy(data.train[np.sort(order[start:start + count])])
+
     real_test = torch.from_numpy(evenly_spaced(data.test, ev.max_real))
-    stand_in = torch.from_numpy(evenly_spaced(data.train, ev.n_samples))
-    held_out = torch.from_numpy(evenly_spaced(data.train[1::2], len(real_test)))
-    scores = metrics.voxel_metrics(real_test, stand_in)
-    scores["c2st_acc"] = metrics.c2st_acc(torch.from_numpy(evenly_spaced(data.train[::2], ev.n_samples)), stand_in,
-                                          real_test, held_out, epochs=ev.c2st_epochs, seed=ev.seed)
+    scores = metrics.real_reference(draw(0, ev.n_samples), real_test, device=device)
+    part = min(ev.n_samples, len(order) // 3)  # a small training set gives smaller disjoint draws
+    learn_real, stand_in, fresh = draw(0, part), draw(part, part), draw(2 * part, part)
+    scores["c2st_acc"] = metrics.c2st_acc(learn_real, stand_in, real_test, fresh[:len(real_test)],
+                                          epochs=ev.c2st_epochs, seed=ev.seed, device=device)
     return derived(scores)
+
+
+def dataset_for(cfg: Config, loaded: dict[str, VoxelDataset]) -> VoxelDataset:
+    """Each distinct data section is loaded once, however many configs and seeds share it."""
+    key = cfg.data.model_dump_json()
+    if key not in loaded:
+        loaded[key] = load_dataset(cfg.data)
+    return loaded[key]
 
 
 def main() -> None:
@@ -61,19 +82,20 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, dict] = {}
-    datasets: dict[str, object] = {}  # loaded once per distinct data config
+    datasets: dict[str, VoxelDataset] = {}
     for path in args.configs:
         runs = []
         for seed in args.seeds:
             cfg = Config.load(path, [f"seed={seed}"])
-            key = cfg.data.model_dump_json()
-            data = datasets[key] = datasets.get(key) or load_dataset(cfg.data)
+            data = dataset_for(cfg, datasets)
             start = time.perf_counter()
             save = args.save / f"{path.stem}-seed{seed}" if args.save else None
             runs.append(train_and_score(cfg, data, save))
             print(f"{path.name} seed {seed}: score {runs[-1]['score']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
         results[path.name] = {"seeds": args.seeds, "runs": runs}
-    results["real vs real"] = {"runs": [real_reference(Config.load(args.configs[0]), data)]}
+    first = Config.load(args.configs[0])
+    data = dataset_for(first, datasets)
+    results["real vs real"] = {"seeds": args.seeds, "runs": [real_reference(first, data, seed) for seed in args.seeds]}
 
     print(f"\n| metric | {' | '.join(results)} |")
     print("|---|" + "---|" * len(results))
