@@ -41,10 +41,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-GFLOP_PER_SAMPLE_64 = 94.0
-"""SEED-SPEC: one G+D training iteration costs about 94 GFLOP per sample at 64^3 (/8 at 32^3)."""
-PEAK_BF16_TFLOPS = {"H200": 790.0}
-"""Dense bf16 peak used for the fraction-of-peak column, by a substring of the device name."""
+PEAK_BF16_TFLOPS = {"H200 NVL": 835.0, "H200": 989.0}
+"""Dense bf16 tensor-core peak (NVIDIA's datasheet figure with sparsity, halved) for the
+fraction-of-peak column, by the first key found in the device name: the NVL card is slower."""
 DEFAULT_CHAIRS = ROOT.parent / "shared" / "data" / "3dshapenets" / "volumetric_data"
 
 # The tutorial's recipe (SEED-SPEC): latent 200 ~ N(0, 0.33); G Adam(lr 0.0025, beta1 0.5); D Adam(lr 1e-5, beta1 0.9).
@@ -158,7 +157,7 @@ class ReferenceLoop:
         self.data, self.batch, self.device = data, batch, device  # (N, R, R, R) float32 on the device
 
     def epoch(self) -> float:
-        g_total = d_total = 0.0
+        g_total = 0.0
         order = torch.randperm(len(self.data), device=self.device)
         n_batches = len(self.data) // self.batch
         for i in range(n_batches):
@@ -180,9 +179,21 @@ class ReferenceLoop:
             self.g_opt.step()
             for p in self.D.parameters():
                 p.requires_grad_(True)
-            d_total += d_loss.item()
+            d_loss.item()  # the tutorial's per-step read of both losses, a host sync each
             g_total += g_loss.item()
         return g_total / n_batches
+
+
+def gflop_per_sample(resolution: int, device: torch.device) -> float:
+    """GFLOP of one training iteration of the tutorial networks (D on real and fake, G through D),
+    per sample, counted by PyTorch on a batch of one: the count is linear in the batch. Counted,
+    not scaled from SEED-SPEC's 94 at 64^3, because 32^3 drops a layer rather than shrinking."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    loop = ReferenceLoop(resolution, 1, torch.zeros(1, resolution, resolution, resolution, device=device), device)
+    with FlopCounterMode(display=False) as counter:
+        loop.epoch()
+    return counter.get_total_flops() / 1e9
 
 
 def random_volumes(n: int, resolution: int, occupancy: float, seed: int) -> np.ndarray:
@@ -381,10 +392,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def print_table(results: dict) -> None:
-    print(markdown(results))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group()
@@ -398,18 +405,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", metavar="RxB",
                    help="training configurations as resolution x batch, e.g. 64x32 (default: quick 32x8 32x32 64x8; full all of 64,32 x 8,32,128)")
     p.add_argument("--search-trials", type=int, default=12)
-    p.add_argument("--peak-tflops", type=float, help="bf16 peak of the device, TFLOP/s (default: 790 for an H200)")
+    p.add_argument("--peak-tflops", type=float, help="bf16 peak of the device, TFLOP/s (default: 989 for an H200, 835 for an H200 NVL)")
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections not to run")
     p.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
     p.add_argument("--append", action="store_true",
                    help="keep the other sections' figures already in --out (to run the sections one at a time)")
     args = p.parse_args(argv)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    from voxgan.trainer import pick_device
+
+    device = pick_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
     quick = args.quick or (device.type == "cpu" and not args.full)
     iters = args.iters or (1 if quick else 20)
-    repeats = args.repeats or (2 if quick else 5)
+    repeats = args.repeats or (3 if quick else 5)  # odd, so the median is one measured epoch
     if args.configs:
         configs = [tuple(int(v) for v in item.lower().split("x")) for item in args.configs]
     elif quick:
@@ -455,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         for resolution, batch in configs:
             print(f"  training {resolution}^3 batch {batch}: {iters} iterations x {repeats} repeats ...", flush=True)
             row = bench_training(resolution, batch, iters, repeats, device)
-            row["gflop_per_sample"] = GFLOP_PER_SAMPLE_64 * (resolution / 64) ** 3
+            row["gflop_per_sample"] = gflop_per_sample(resolution, device)
             row["peak_fraction_pct"] = (100 * row["voxgan_sps"] * row["gflop_per_sample"] / (peak * 1e3)) if peak else None
             results["training"] = [r for r in results["training"] if (r["resolution"], r["batch"]) != (resolution, batch)] + [row]
             print(f"    reference {row['reference_sps']:.2f}/s, voxgan {row['voxgan_sps']:.2f}/s ({row['ratio']:.2f}x)", flush=True)
