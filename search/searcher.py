@@ -44,7 +44,6 @@ class StudySearcher(OptunaSearch):
         self.artifact_store = artifact_store
         self._to_resume = list(resume_trial_ids)
         self._curves: dict[str, list[list[float]]] = {}
-        self._resumed: set[str] = set()
         single = not spec.multi_objective
         super().__init__(
             space=self._define,
@@ -101,9 +100,8 @@ class StudySearcher(OptunaSearch):
             ot_trial.set_user_attr(key, result[key])
         ot_trial.set_user_attr("epoch", result["epoch"])
         ot_trial.set_user_attr("curve", curve)
-        if result.get("start_epoch") and trial_id not in self._resumed:
+        if result.get("start_epoch"):
             ot_trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
-            self._resumed.add(trial_id)
         if result.get("checkpoint_dir_name"):
             folder = self.experiment_dir / trial_id / result["checkpoint_dir_name"]
             ot_trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))

@@ -5,7 +5,10 @@ trials with a trial forced to diverge enqueued in between. Then: states, params,
 the baseline, export + retrain to the same metrics, the report, and the dashboard's API.
 """
 
+import contextlib
+import io
 import json
+import re
 import socket
 import threading
 import urllib.request
@@ -70,7 +73,12 @@ def searched(tmp_path_factory):
     study = open_existing_study(None, out, None)
     assert len(study.trials) == 6
     study.enqueue_trial(DIVERGING, user_attrs={"forced": "diverge"})
-    assert dispatch([*args, "--trials", "8", "--resume"]) == 0
+    before = min(value for trial in study.trials for value in trial.intermediate_values.values())
+    (root / "best_before_resume.txt").write_text(repr(before))
+    progress = io.StringIO()
+    with contextlib.redirect_stderr(progress):  # not --quiet: the resumed run's progress lines are checked
+        assert dispatch([*args[:-1], "--trials", "8", "--resume"]) == 0
+    (root / "resumed_progress.txt").write_text(progress.getvalue())
     return root, out, study_file
 
 
@@ -103,11 +111,18 @@ def test_pruned_trials_keep_their_last_value(searched):
 
 def test_a_resumed_search_reports_the_studys_best_so_far(searched):
     """The progress line's "best" after --resume starts from every earlier evaluation."""
-    _, out, _ = searched
+    root, out, _ = searched
     study = open_existing_study(None, out, None)
     lowest = min(value for trial in study.trials for value in trial.intermediate_values.values())
     assert best_score_so_far(study) == pytest.approx(lowest)
     assert best_score_so_far(optuna.create_study()) == float("inf")
+
+    best = float((root / "best_before_resume.txt").read_text())
+    lines = re.findall(r"score (\S+) .*\(best (\S+)\)", (root / "resumed_progress.txt").read_text())
+    assert lines, "the resumed run printed no progress line"
+    for score, shown in lines:
+        best = min(best, float(score))
+        assert shown == f"{best:.3f}"
 
 
 def test_baseline_is_the_tutorial_recipe_first(searched):
@@ -218,5 +233,5 @@ def test_multi_objective_study_gets_a_pareto_front(tmp_path):
     assert dispatch(["report", "--run", str(out), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "pareto_front.png").stat().st_size > 1000
     assert dispatch(["export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]) == 0
-    front = {t.number for t in study.best_trials}
-    assert best_trial(study).number in front
+    chosen = min(study.best_trials, key=lambda t: t.user_attrs["score"])
+    assert Config.load(tmp_path / "best.yaml").to_dict() == chosen.user_attrs["config"]
