@@ -9,9 +9,10 @@ with three bad trials and two ordinary ones:
   it, and the trainable's `Trainer.resume` raises CheckpointError. No valid point of the space
   makes the trainer itself raise: validation refuses what the networks cannot be built from;
 - out of memory: generator width 1024 with a latent of 4096 (both within the validated ranges)
-  needs a 2 GiB weight for its first layer. The run's data segment is capped at 2 GiB for its
-  duration (the Ray processes it starts inherit the cap), so the CPU allocator refuses it at
-  once, as it would on a smaller machine, instead of eating a shared machine's memory.
+  needs a 2 GiB weight for its first layer. Ray's processes start with their data segment capped
+  at 2 GiB (the driver keeps its own limit: under the cap it could itself crash), so the CPU
+  allocator refuses the weight at once, as it would on a smaller machine, instead of eating a
+  shared machine's memory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import warnings
 
 import optuna
 import pytest
+import ray
 import yaml
 from optuna.trial import TrialState
 
@@ -86,11 +88,24 @@ def study(tmp_path_factory) -> list[optuna.trial.FrozenTrial]:
         prepared.enqueue_trial({**ORDINARY, "g_lr": lr})
 
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    start_ray = ray.init
+
+    def start_capped_ray(*args, **kwargs):
+        """Ray's processes start under the cap and keep it; the driver (this test process, with
+        everything earlier tests loaded) gets its own limit back at once, so that only the trials
+        can run out of memory."""
+        try:
+            return start_ray(*args, **kwargs)
+        finally:
+            resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
     resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CAP, hard))
     try:
-        argv = ["--study", str(study_file), "--out", str(out), "--trials", str(TRIALS), "--max-concurrent", "2",
-                "--quiet", "--resume"]
-        assert run_cli(_dispatch, argv) == 0
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ray, "init", start_capped_ray)
+            argv = ["--study", str(study_file), "--out", str(out), "--trials", str(TRIALS), "--max-concurrent", "2",
+                    "--quiet", "--resume"]
+            assert run_cli(_dispatch, argv) == 0
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
     return open_existing_study(None, out, None).trials
