@@ -74,9 +74,16 @@ class StudySearcher(OptunaSearch):
         """Give a RUNNING Optuna trial of an interrupted run to a new Ray trial."""
         ot_trial = optuna.Trial(self._ot_study, optuna_trial_id)
         self._ot_trials[trial_id] = ot_trial
-        attrs = self._ot_study._storage.get_trial(optuna_trial_id).user_attrs
+        stored = self._ot_study._storage.get_trial(optuna_trial_id)
+        attrs = stored.user_attrs
         self._curves[trial_id] = [list(p) for p in attrs.get("curve", [])]
         ot_trial.set_user_attr("ray_trial_id", trial_id)
+        if not self.spec.multi_objective:
+            # A driver killed between storing an evaluation's curve point and its intermediate
+            # value lost the latter; the curve is the record, so the pruner's copy is restored.
+            for epoch, score in self._curves[trial_id]:
+                if epoch not in stored.intermediate_values and is_finite([score]):
+                    ot_trial.report(score, epoch)
         # A driver killed between asking a trial and storing its config leaves only the params:
         # replaying define-by-run on the same trial returns them and stores the config.
         cfg = attrs[CONFIG_ATTR] if CONFIG_ATTR in attrs else self._define(ot_trial)["voxgan"]
@@ -100,6 +107,8 @@ class StudySearcher(OptunaSearch):
             ot_trial.set_user_attr(key, result[key])
         ot_trial.set_user_attr("epoch", result["epoch"])
         ot_trial.set_user_attr("curve", curve)
+        if not self.spec.multi_objective and is_finite([result[self.metric]]):
+            ot_trial.report(result[self.metric], result["epoch"])
         if result.get("start_epoch"):
             ot_trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
         if result.get("checkpoint_dir_name"):
@@ -108,8 +117,6 @@ class StudySearcher(OptunaSearch):
             if (folder / SAMPLES_NAME).is_file():  # artifacts attach only while the trial runs
                 upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / SAMPLES_NAME),
                                 study_or_trial=ot_trial, mimetype="image/png")
-        if not self.spec.multi_objective and is_finite([result[self.metric]]):
-            ot_trial.report(result[self.metric], result["epoch"])
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:

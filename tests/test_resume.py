@@ -25,7 +25,10 @@ import yaml
 from optuna.trial import TrialState
 
 from search.processes import RECORD
-from search.storage import open_existing_study
+from search.searcher import StudySearcher, stale_running_trials
+from search.space import suggest
+from search.storage import artifact_store_for, connect, create_or_load, open_existing_study, storage_url
+from search.study import load_study
 
 BIN = Path(sys.executable).parent
 TRIALS = 6
@@ -156,3 +159,24 @@ def test_in_flight_reads_a_fresh_study(tmp_path):
     running.set_user_attr("checkpoint", "x.pt")
     running.set_user_attr("epoch", 2)
     assert in_flight(db) == (1, {1: 2})
+
+
+def test_reattaching_restores_an_intermediate_value_a_kill_lost(tmp_path):
+    """A SIGKILL between storing an evaluation's curve point and its intermediate value (the race
+    the SIGKILL case above can hit): the re-attached trial's record is made whole from its curve."""
+    study_file = tmp_path / "resume.yaml"
+    study_file.write_text(yaml.safe_dump(STUDY))
+    spec = load_study(study_file)
+    storage = connect(storage_url(None, tmp_path))
+    study, _ = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, False)
+    killed = study.ask()
+    killed.set_user_attr("config", spec.trial_config(suggest(killed, spec.space)).to_dict())
+    killed.set_user_attr("curve", [[1, 0.7], [2, 0.6]])
+    killed.report(0.7, 1)  # epoch 2's intermediate value never reached the storage
+
+    storage = connect(storage_url(None, tmp_path))  # the next run's driver
+    study, _ = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, True)
+    searcher = StudySearcher(spec, study, storage, tmp_path / "ray", artifact_store_for(tmp_path),
+                             stale_running_trials(study))
+    assert searcher.suggest("a-new-ray-trial")["optuna_trial"] == killed.number
+    assert study._storage.get_trial(killed._trial_id).intermediate_values == {1: 0.7, 2: 0.6}
