@@ -6,33 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_config as tiny
 from voxgan.config import Config
-from voxgan.data import load_dataset
 from voxgan.errors import CheckpointError, Diverged
 from voxgan.trainer import Trainer, load_generator, read_checkpoint
 
-TINY = {
-    "data": {"resolution": 16, "n_shapes": 80},
-    "generator": {"width": 8},
-    "discriminator": {"width": 8},
-    "latent_size": 16,
-    "batch_size": 16,
-    "eval": {"n_samples": 20, "max_real": 20, "c2st_epochs": 2},
-}
-
-
-def tiny(**changes) -> Config:
-    values = {**TINY, **changes}
-    return Config.from_dict(values)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset(tiny().data)
-
-
-def test_epochs_run_and_report_stats(data):
-    trainer = Trainer(tiny(), data)
+def test_epochs_run_and_report_stats(tiny_data):
+    trainer = Trainer(tiny(), tiny_data)
     stats = [trainer.train_epoch() for _ in range(3)]
     assert [s.epoch for s in stats] == [1, 2, 3]
     for s in stats:
@@ -41,28 +21,28 @@ def test_epochs_run_and_report_stats(data):
     assert trainer.history[-1]["epoch"] == 3
 
 
-def test_generator_learns_the_occupancy_of_the_data(data):
+def test_generator_learns_the_occupancy_of_the_data(tiny_data):
     """A few epochs with workable learning rates move G from ~50% occupancy toward the data's."""
     cfg = tiny(generator={"width": 8, "lr": 2e-3}, discriminator={"width": 8, "lr": 2e-3, "beta1": 0.5})
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(cfg, tiny_data)
     before = (trainer.sample(32, 0) > 0.5).float().mean().item()
     for _ in range(15):
         trainer.train_epoch()
     after = (trainer.sample(32, 0) > 0.5).float().mean().item()
-    real = data.train.mean()
+    real = tiny_data.train.mean()
     assert abs(after - real) < abs(before - real)
 
 
-def test_resume_continues_exactly(tmp_path, data):
-    straight = Trainer(tiny(), data)
+def test_resume_continues_exactly(tmp_path, tiny_data):
+    straight = Trainer(tiny(), tiny_data)
     for _ in range(4):
         straight.train_epoch()
 
-    first = Trainer(tiny(), data)
+    first = Trainer(tiny(), tiny_data)
     for _ in range(2):
         first.train_epoch()
     first.save(tmp_path / "ck.pt")
-    resumed = Trainer.resume(tmp_path / "ck.pt", data=data)
+    resumed = Trainer.resume(tmp_path / "ck.pt", data=tiny_data)
     assert resumed.epoch == 2
     for _ in range(2):
         resumed.train_epoch()
@@ -72,22 +52,22 @@ def test_resume_continues_exactly(tmp_path, data):
         assert torch.equal(a, b)
 
 
-def test_d_accuracy_rule_skips_updates(data):
+def test_d_accuracy_rule_skips_updates(tiny_data):
     cfg = tiny(d_accuracy_threshold=0.05, discriminator={"width": 8, "lr": 1e-2})
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(cfg, tiny_data)
     stats = [trainer.train_epoch() for _ in range(3)]
     assert min(s.d_updates for s in stats) < 1.0
 
 
-def test_divergence_is_a_clear_result(data):
+def test_divergence_is_a_clear_result(tiny_data):
     """z ~ N(0, 1e38) overflows float32 to inf, so the very first losses are NaN."""
-    trainer = Trainer(tiny(latent_std=1e38), data)
+    trainer = Trainer(tiny(latent_std=1e38), tiny_data)
     with pytest.raises(Diverged, match=r"diverged at epoch 1"):
         trainer.train_epoch()
 
 
-def test_evaluate_returns_every_metric(data):
-    trainer = Trainer(tiny(), data)
+def test_evaluate_returns_every_metric(tiny_data):
+    trainer = Trainer(tiny(), tiny_data)
     trainer.train_epoch()
     scores = trainer.evaluate()
     for key in ("iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "d_real", "d_fake", "diversity", "occupancy_ratio"):
@@ -95,8 +75,8 @@ def test_evaluate_returns_every_metric(data):
     assert trainer.evaluate() == scores  # deterministic per eval seed
 
 
-def test_checkpoints_load_without_code_and_refuse_foreign_files(tmp_path, data):
-    trainer = Trainer(tiny(), data)
+def test_checkpoints_load_without_code_and_refuse_foreign_files(tmp_path, tiny_data):
+    trainer = Trainer(tiny(), tiny_data)
     trainer.train_epoch()
     path = trainer.save(tmp_path / "ck.pt")
     state = torch.load(path, weights_only=True)

@@ -19,6 +19,8 @@ from voxgan.errors import ConfigError
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid"]
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"]
+NormName = Literal["batch", "instance", "layer", "none"]
+LossName = Literal["bce", "lsgan", "hinge", "wgan"]
 RESOLUTIONS = (16, 32, 64, 128)
 PROCEDURAL = "procedural"
 
@@ -60,8 +62,13 @@ class NetConfig(_Strict):
     extra_depth: int = Field(0, ge=0, le=8)
     """Stride-1 3x3x3 blocks added at 4^3 beyond the minimum the resolution needs."""
     activation: Activation = "relu"
-    batch_norm: bool = True
-    """Batch norm after every hidden layer (SEED-SPEC: yes, never on the output layer)."""
+    norm: NormName = "batch"
+    """Normalisation after every hidden layer, never on the output layer (SEED-SPEC: batch).
+    `instance` and `layer` (one group over channels and space) normalise each shape on its own,
+    as a critic trained with a gradient penalty needs; `none` leaves the layers bare."""
+    spectral_norm: bool = False
+    """Spectral normalisation of every convolution (Miyato et al. 2018): each layer's largest
+    singular value is kept near 1, bounding how fast D can change. Usually D only."""
     optimizer: OptimizerName = "adam"
     lr: float = Field(0.0025, gt=0.0, le=1e4)
     """Learning rate (tutorial: 0.0025 for G, 1e-5 for D)."""
@@ -75,6 +82,15 @@ class NetConfig(_Strict):
     """RMSprop smoothing constant; also Adadelta's rho."""
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     """L2 penalty (decoupled for AdamW)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_batch_norm(cls, values: Any) -> Any:
+        """Configs written before `norm` existed said `batch_norm: true/false`."""
+        if isinstance(values, dict) and "batch_norm" in values and "norm" not in values:
+            values = dict(values)
+            values["norm"] = "batch" if values.pop("batch_norm") else "none"
+        return values
 
 
 class EvalConfig(_Strict):
@@ -114,13 +130,29 @@ class Config(_Strict):
     """Shapes per iteration; an epoch is len(train) // batch_size iterations."""
     epochs: int = Field(100, ge=1)
     """Passes over the training set (the tutorial suggests 100 to start)."""
-    loss: Literal["bce", "lsgan", "hinge"] = "bce"
-    """bce: binary cross-entropy from logits (the tutorial); lsgan: least squares (MSE);
-    hinge: the hinge loss."""
+    loss: LossName = "bce"
+    """bce: binary cross-entropy from logits (the tutorial); lsgan: least squares on D's raw
+    output; hinge: the hinge loss; wgan: the Wasserstein critic (use with gradient_penalty)."""
     real_label: float = Field(1.0, gt=0.5, le=1.0)
     """Target for real shapes in D's bce/lsgan loss; 0.9 gives one-sided soft labels."""
     d_accuracy_threshold: float | None = Field(None, gt=0.0, le=1.0)
     """The paper's rule: update D only when its accuracy on the last batch is below this."""
+    d_steps: int = Field(1, ge=1, le=10)
+    """D updates per G update, each on its own real batch (WGAN-GP: 5)."""
+    gradient_penalty: float = Field(0.0, ge=0.0)
+    """WGAN-GP's lambda: weight of E[(||grad D|| - 1)^2] between real and fake shapes; 0 is off.
+    Needs a discriminator without batch norm (the penalty is per shape)."""
+    r1_gamma: float = Field(0.0, ge=0.0)
+    """R1 penalty gamma/2 * E||grad D(real)||^2 on real shapes; 0 is off."""
+    instance_noise: float = Field(0.0, ge=0.0)
+    """Std of Gaussian noise added to every volume D sees (real and fake): real voxels are exactly
+    0 or 1 and G's never are, so without it D can tell them apart by softness alone."""
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    """Exponential moving average of G's weights, updated after each G step; the average is what
+    samples, evaluation and exported checkpoints use. 0 is off; 0.999 is typical."""
+    g_output_init: Literal["zero", "occupancy"] = "zero"
+    """Bias of G's output layer at start: zero (every voxel starts at 0.5) or the logit of the
+    training set's mean occupancy, so G starts as sparse as the data (3-4% for chairs)."""
     seed: int = 0
     """Seeds weight initialisation, shuffling and z: the same config and seed give the same run on CPU."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -140,9 +172,11 @@ class Config(_Strict):
         return data
 
     @model_validator(mode="after")
-    def _depth_fits(self) -> Config:
-        if self.batch_size < 2 and (self.generator.batch_norm or self.discriminator.batch_norm):
+    def _normalisation_fits(self) -> Config:
+        if self.batch_size < 2 and "batch" in (self.generator.norm, self.discriminator.norm):
             raise ValueError("batch_size must be at least 2 when batch norm is on")
+        if self.gradient_penalty > 0 and self.discriminator.norm == "batch":
+            raise ValueError("gradient_penalty needs discriminator.norm other than batch (the penalty is per shape)")
         return self
 
     # ---- YAML -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ class Diverged(Exception):
     Not a user error: the run ends with a clear "diverged at epoch N" result instead of a crash.
     """
 
-    def __init__(self, epoch: int, what: str = "loss"):
+    def __init__(self, epoch: int, what: str = "loss", kimg: float | None = None):
         super().__init__(f"diverged at epoch {epoch}: {what} is not finite")
         self.epoch = epoch
+        self.kimg = kimg

@@ -43,13 +43,30 @@ def channel_plan(resolution: int, width: int) -> list[int]:
     return [width * 2 ** (n_up - 1 - i) for i in range(n_up)]
 
 
-def block(conv: nn.Module, channels: int, net: NetConfig) -> nn.Sequential:
-    """Convolution, optional batch norm, hidden activation: one row of SEED-SPEC's tables."""
-    layers = [conv]
-    if net.batch_norm:
-        layers.append(nn.BatchNorm3d(channels))
-    layers.append(activation(net.activation))
-    return nn.Sequential(*layers)
+def normalisation(name: str, channels: int) -> list[nn.Module]:
+    """The hidden layers' normalisation by config name: batch (SEED-SPEC), instance, layer (one
+    group spanning channels and space, i.e. layer norm over each shape), or none."""
+    if name == "batch":
+        return [nn.BatchNorm3d(channels)]
+    if name == "instance":
+        return [nn.InstanceNorm3d(channels, affine=True)]
+    if name == "layer":
+        return [nn.GroupNorm(1, channels)]
+    return []
+
+
+def conv(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, net: NetConfig | None) -> nn.Module:
+    """A (transposed) convolution; no bias where a normalisation's shift follows, spectrally
+    normalised where the network asks for it. `net=None` is an output layer: bias, nothing else."""
+    layer = kind(c_in, c_out, kernel, stride, padding, bias=net is None or net.norm == "none")
+    if net is not None and net.spectral_norm:
+        layer = nn.utils.parametrizations.spectral_norm(layer)
+    return layer
+
+
+def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, net: NetConfig) -> nn.Sequential:
+    """Convolution, optional normalisation, hidden activation: one row of SEED-SPEC's tables."""
+    return nn.Sequential(conv(kind, c_in, c_out, kernel, stride, padding, net), *normalisation(net.norm, c_out), activation(net.activation))
 
 
 class Generator(nn.Module):
@@ -60,16 +77,23 @@ class Generator(nn.Module):
         net, res = cfg.generator, cfg.data.resolution
         channels = channel_plan(res, net.width)
         self.latent_size = cfg.latent_size
-        layers = [block(nn.ConvTranspose3d(cfg.latent_size, channels[0], KERNEL, 1, 0, bias=not net.batch_norm), channels[0], net)]
+        layers = [block(nn.ConvTranspose3d, cfg.latent_size, channels[0], KERNEL, 1, 0, net)]
         for _ in range(net.extra_depth):
-            layers.append(block(nn.Conv3d(channels[0], channels[0], 3, 1, 1, bias=not net.batch_norm), channels[0], net))
+            layers.append(block(nn.Conv3d, channels[0], channels[0], 3, 1, 1, net))
         for c_in, c_out in zip(channels, channels[1:]):
-            layers.append(block(nn.ConvTranspose3d(c_in, c_out, KERNEL, 2, 1, bias=not net.batch_norm), c_out, net))
-        layers.append(nn.Sequential(nn.ConvTranspose3d(channels[-1], 1, KERNEL, 2, 1), nn.Sigmoid()))
+            layers.append(block(nn.ConvTranspose3d, c_in, c_out, KERNEL, 2, 1, net))
+        layers.append(nn.Sequential(conv(nn.ConvTranspose3d, channels[-1], 1, KERNEL, 2, 1, None), nn.Sigmoid()))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.layers(z.view(z.shape[0], self.latent_size, 1, 1, 1))
+
+    @torch.no_grad()
+    def start_at_occupancy(self, occupancy: float) -> None:
+        """Set the output layer's bias to logit(occupancy): with small initial weights every voxel
+        then starts near the data's mean occupancy instead of 0.5."""
+        p = min(max(occupancy, 1e-4), 1 - 1e-4)
+        self.layers[-1][0].bias.fill_(math.log(p / (1 - p)))
 
 
 class Discriminator(nn.Module):
@@ -79,12 +103,13 @@ class Discriminator(nn.Module):
         super().__init__()
         net, res = cfg.discriminator, cfg.data.resolution
         channels = channel_plan(res, net.width)[::-1]  # full-resolution end first
-        layers = [block(nn.Conv3d(1, channels[0], KERNEL, 2, 1, bias=not net.batch_norm), channels[0], net)]
+        layers = [block(nn.Conv3d, 1, channels[0], KERNEL, 2, 1, net)]
         for c_in, c_out in zip(channels, channels[1:]):
-            layers.append(block(nn.Conv3d(c_in, c_out, KERNEL, 2, 1, bias=not net.batch_norm), c_out, net))
+            layers.append(block(nn.Conv3d, c_in, c_out, KERNEL, 2, 1, net))
         for _ in range(net.extra_depth):
-            layers.append(block(nn.Conv3d(channels[-1], channels[-1], 3, 1, 1, bias=not net.batch_norm), channels[-1], net))
-        layers.append(nn.Sequential(nn.Conv3d(channels[-1], 1, KERNEL, 1, 0)))  # valid: 4^3 -> 1^3, sigmoid in the loss
+            layers.append(block(nn.Conv3d, channels[-1], channels[-1], 3, 1, 1, net))
+        # valid: 4^3 -> 1^3, sigmoid in the loss; spectrally normalised with the rest when asked
+        layers.append(nn.Sequential(conv(nn.Conv3d, channels[-1], 1, KERNEL, 1, 0, net if net.spectral_norm else None)))
         self.layers = nn.Sequential(*layers)
         self.output_activation = nn.Sigmoid()
 
@@ -97,11 +122,13 @@ class Discriminator(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN-style initialisation, N(0, 0.02) for convolutions, as GAN ports usually do."""
+    """DCGAN-style initialisation, N(0, 0.02) for convolutions, as GAN ports usually do (under
+    spectral normalisation the raw weight is initialised; the layer then divides by its norm)."""
     if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        weight = module.parametrizations.weight.original if nn.utils.parametrize.is_parametrized(module, "weight") else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm3d):
+    elif isinstance(module, (nn.BatchNorm3d, nn.InstanceNorm3d, nn.GroupNorm)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

@@ -11,6 +11,7 @@ host-device synchronisation per step (except with the accuracy rule, whose decis
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -20,16 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from voxgan import metrics
 from voxgan.config import Config, NetConfig, apply_overrides
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.errors import CheckpointError, ConfigError, Diverged
-from voxgan.losses import discriminator_loss, generator_loss
+from voxgan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from voxgan.models import Discriminator, Generator, init_weights
 
 CHECKPOINT_FORMAT = "voxgan-checkpoint-v1"
-STAT_KEYS = ("g_loss", "d_loss", "d_real", "d_fake", "d_acc", "d_updates")
 
 
 def pick_device(name: str) -> torch.device:
@@ -57,7 +58,8 @@ def make_optimizer(params, net: NetConfig, device: torch.device) -> torch.optim.
 
 @dataclass
 class EpochStats:
-    """Means over one epoch's iterations; d_updates is the share of iterations that updated D."""
+    """Means over a stretch of iterations (an epoch, or the shapes asked of `train_shapes`);
+    d_updates is the share of D steps that updated D; kimg is the total so far."""
 
     epoch: int
     g_loss: float
@@ -68,6 +70,7 @@ class EpochStats:
     d_updates: float
     seconds: float
     samples_per_s: float
+    kimg: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -76,8 +79,9 @@ class EpochStats:
 class Trainer:
     """A 3D-GAN training run built from a `Config`.
 
-    `train_epoch()` runs one epoch and returns its stats; `evaluate()` scores the generator on the
-    held-out real shapes; `save(path)` / `Trainer.resume(path)` checkpoint and continue exactly.
+    `train_epoch()` runs one epoch, `train_shapes(n)` runs until n more real shapes have been shown
+    to D (budgets in kimg); both return the stretch's stats. `evaluate()` scores the generator on
+    the held-out real shapes; `save(path)` / `Trainer.resume(path)` checkpoint and continue exactly.
     """
 
     def __init__(self, cfg: Config, data: VoxelDataset | None = None):
@@ -97,29 +101,57 @@ class Trainer:
             self.D = Discriminator(cfg)
             self.G.apply(init_weights)
             self.D.apply(init_weights)
+        if cfg.g_output_init == "occupancy":
+            self.G.start_at_occupancy(float(self.data.train.mean()))
         self.G.to(self.device, memory_format=self.memory_format)
         self.D.to(self.device, memory_format=self.memory_format)
         self.g_opt = make_optimizer(self.G.parameters(), cfg.generator, self.device)
         self.d_opt = make_optimizer(self.D.parameters(), cfg.discriminator, self.device)
+        # The average of G's weights that sampling, evaluation and export use (None: G itself).
+        self.G_ema = AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(cfg.seed)
         # The training set lives on the device as uint8 (1 byte a voxel); batches are indexed there.
         self.train_set = torch.from_numpy(np.ascontiguousarray(self.data.train).view(np.uint8)).to(self.device)
         self.epoch = 0
+        self.shapes_seen = 0
         self.history: list[dict[str, float]] = []
         self._last_d_acc = 0.0
+        self._order = torch.empty(0, dtype=torch.long, device=self.device)  # this pass's shuffled indices
+        self._cursor = 0  # how many of them have been used
+
+    @property
+    def sampler(self) -> Generator:
+        """The generator that makes samples: G's moving average when there is one."""
+        return self.G if self.G_ema is None else self.G_ema.module
+
+    @property
+    def kimg(self) -> float:
+        """Thousands of real training shapes shown to D so far (StyleGAN's budget unit)."""
+        return self.shapes_seen / 1000
 
     # ---- training ------------------------------------------------------------------------------
 
     def sample_latent(self, n: int) -> torch.Tensor:
         return sample_latent(self.cfg, n, self.rng)
 
-    def _batches(self) -> list[torch.Tensor]:
-        n, size = len(self.train_set), self.cfg.batch_size
-        order = torch.randperm(n, generator=self.rng, device=self.device)
-        if n < size:
-            return [order]
-        return list(order[: n - n % size].view(-1, size))
+    def _real_batch(self) -> torch.Tensor:
+        """The next batch of a shuffled pass over the training set; a new pass (a fresh
+        permutation) starts when the rest of this one is smaller than a batch."""
+        n = len(self.train_set)
+        size = min(self.cfg.batch_size, n)
+        if self._cursor + size > len(self._order):
+            self._order = torch.randperm(n, generator=self.rng, device=self.device)
+            self._cursor = 0
+        index = self._order[self._cursor : self._cursor + size]
+        self._cursor += size
+        self.shapes_seen += size
+        return self._as_input(self.train_set[index])
+
+    def iterations_per_epoch(self) -> int:
+        """One epoch shows D every whole batch of the training set once (d_steps batches an iteration)."""
+        batches = max(1, len(self.train_set) // self.cfg.batch_size)
+        return max(1, batches // self.cfg.d_steps)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -127,77 +159,113 @@ class Trainer:
     def _as_input(self, volumes: torch.Tensor) -> torch.Tensor:
         return volumes.unsqueeze(1).float().contiguous(memory_format=self.memory_format)
 
-    def train_epoch(self) -> EpochStats:
-        """One pass over the training set. Raises `Diverged` on a NaN or infinite loss."""
+    def _noisy(self, volumes: torch.Tensor) -> torch.Tensor:
+        """What D sees: the volume plus instance noise, when the config asks for it."""
+        if self.cfg.instance_noise == 0:
+            return volumes
+        noise = torch.randn(volumes.shape, generator=self.rng, device=volumes.device, dtype=volumes.dtype)
+        return volumes + self.cfg.instance_noise * noise
+
+    def _discriminator_step(self) -> torch.Tensor:
+        """One D update on a real and a fake batch; returns its stats (no host sync)."""
+        cfg = self.cfg
+        real = self._noisy(self._real_batch())
+        with torch.no_grad(), self._autocast():
+            fake = self._noisy(self.G(self.sample_latent(real.shape[0])).float())
+        with self._autocast():
+            real_logits = self.D(real)
+            fake_logits = self.D(fake)
+            d_loss = discriminator_loss(cfg.loss, real_logits, fake_logits, cfg.real_label)
+        if cfg.gradient_penalty > 0:
+            d_loss = d_loss + cfg.gradient_penalty * gradient_penalty(self.D, real, fake, self.rng)
+        if cfg.r1_gamma > 0:
+            d_loss = d_loss + 0.5 * cfg.r1_gamma * r1_penalty(self.D, real)
+        with torch.no_grad():
+            d_acc = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
+        update = cfg.d_accuracy_threshold is None or self._last_d_acc < cfg.d_accuracy_threshold
+        if update:
+            self.d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_opt.step()
+        if cfg.d_accuracy_threshold is not None:
+            self._last_d_acc = float(d_acc)  # the rule's decision needs the value on the host
+        return torch.stack([
+            d_loss.detach(), torch.sigmoid(real_logits.detach().float()).mean(),
+            torch.sigmoid(fake_logits.detach().float()).mean(), d_acc, d_acc.new_tensor(float(update)),
+        ])
+
+    def _generator_step(self, n: int) -> torch.Tensor:
+        """One G update through the frozen D with "real" targets; returns G's loss."""
+        self.D.requires_grad_(False)
+        with self._autocast():
+            g_loss = generator_loss(self.cfg.loss, self.D(self._noisy(self.G(self.sample_latent(n)))))
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        self.D.requires_grad_(True)
+        if self.G_ema is not None:
+            self.G_ema.update_parameters(self.G)
+        return g_loss.detach()
+
+    def _train(self, iterations: int) -> EpochStats:
+        """`iterations` times: d_steps D updates, then one G update. The sums stay on the device
+        and are read once at the end: the stretch's one host synchronisation."""
         self.G.train()
         self.D.train()
-        kind, real_label, threshold = self.cfg.loss, self.cfg.real_label, self.cfg.d_accuracy_threshold
-        sums = torch.zeros(len(STAT_KEYS), device=self.device)
-        updated, skipped = torch.ones((), device=self.device), torch.zeros((), device=self.device)
-        start = time.perf_counter()
-        batches = self._batches()
-        for index in batches:
-            real = self._as_input(self.train_set[index])
-            n = real.shape[0]
-
-            # D on a real and a fake batch (G's output detached: only D learns here).
-            with self._autocast():
-                fake = self.G(self.sample_latent(n))
-                real_logits = self.D(real)
-                fake_logits = self.D(fake.detach())
-                d_loss = discriminator_loss(kind, real_logits, fake_logits, real_label)
-            with torch.no_grad():
-                d_acc = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
-            update_d = threshold is None or self._last_d_acc < threshold
-            if update_d:
-                self.d_opt.zero_grad(set_to_none=True)
-                d_loss.backward()
-                self.d_opt.step()
-            if threshold is not None:
-                self._last_d_acc = float(d_acc)  # the rule's decision needs the value on the host
-
-            # G through the frozen D with "real" targets: D's weights get no gradient.
-            self.D.requires_grad_(False)
-            with self._autocast():
-                g_fake_logits = self.D(self.G(self.sample_latent(n)))
-                g_loss = generator_loss(kind, g_fake_logits)
-            self.g_opt.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.g_opt.step()
-            self.D.requires_grad_(True)
-
-            with torch.no_grad():
-                sums += torch.stack([
-                    g_loss.detach(), d_loss.detach(),
-                    torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(fake_logits.float()).mean(),
-                    d_acc, updated if update_d else skipped,
-                ])
-        means = (sums / len(batches)).tolist()  # the epoch's one synchronisation
+        start, shapes_before = time.perf_counter(), self.shapes_seen
+        g_sum = torch.zeros((), device=self.device)
+        d_sums = torch.zeros(5, device=self.device)
+        for _ in range(iterations):
+            for _ in range(self.cfg.d_steps):
+                d_sums += self._discriminator_step()
+            g_sum += self._generator_step(min(self.cfg.batch_size, len(self.train_set)))
+        d_means = (d_sums / (iterations * self.cfg.d_steps)).tolist()
+        g_loss = float(g_sum) / iterations
         seconds = time.perf_counter() - start
-        self.epoch += 1
-        stats = EpochStats(self.epoch, *means, seconds=seconds, samples_per_s=len(batches) * self.cfg.batch_size / seconds)
+        return EpochStats(self.epoch, g_loss, *d_means, seconds=seconds,
+                          samples_per_s=(self.shapes_seen - shapes_before) / seconds, kimg=self.kimg)
+
+    def _record(self, stats: EpochStats) -> EpochStats:
+        """Keep a stretch's stats in the history; a non-finite loss ends the run as `Diverged`."""
         self.history.append(stats.as_dict())
         if not (math.isfinite(stats.g_loss) and math.isfinite(stats.d_loss)):
-            raise Diverged(self.epoch)
+            raise Diverged(max(stats.epoch, 1), kimg=stats.kimg)
         return stats
+
+    def train_epoch(self) -> EpochStats:
+        """One pass over the training set. Raises `Diverged` on a NaN or infinite loss."""
+        self.epoch += 1
+        return self._record(self._train(self.iterations_per_epoch()))
+
+    def train_shapes(self, shapes: int) -> EpochStats:
+        """Train until at least `shapes` more real shapes have been shown to D (whole iterations).
+        `epoch` then counts the passes over the training set begun so far."""
+        per_iteration = min(self.cfg.batch_size, len(self.train_set)) * self.cfg.d_steps
+        self.epoch = max(self.epoch, math.ceil((self.shapes_seen + 1) / len(self.train_set)))
+        stats = self._train(max(1, math.ceil(shapes / per_iteration)))
+        self.epoch = math.ceil(self.shapes_seen / len(self.train_set))
+        stats.epoch = self.epoch
+        return self._record(stats)
 
     # ---- sampling and evaluation -----------------------------------------------------------------
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
-        """n occupancy-probability volumes (n, R, R, R) on the CPU; see `generate`."""
-        return generate(self.G, self.cfg, n, seed, self.amp_dtype)
+        """n occupancy-probability volumes (n, R, R, R) on the CPU from the sampling generator
+        (G's moving average when there is one); see `generate`."""
+        return generate(self.sampler, self.cfg, n, seed, self.amp_dtype)
 
     @torch.no_grad()
     def d_mean(self, volumes: torch.Tensor, chunk: int = 64) -> float:
-        """The trained D's mean output (probability of "real") on 0/1 volumes, in eval mode."""
-        was_training = self.D.training
-        self.D.eval()
+        """The trained D's mean output (probability of "real") on 0/1 volumes, as D sees them in
+        training: batch statistics of each chunk, which holds one kind of volume as training
+        batches do. Eval mode would use running statistics that mix real and fake batches and
+        can call every real shape fake. A copy of D runs, so no running statistic moves."""
+        probe = copy.deepcopy(self.D).train()
         total = 0.0
         for start in range(0, len(volumes), chunk):
             batch = self._as_input(volumes[start : start + chunk].to(self.device))
             with self._autocast():
-                total += self.D.probability(batch).float().sum().item()
-        self.D.train(was_training)
+                total += probe.probability(batch).float().sum().item()
         return total / len(volumes)
 
     def evaluate(self) -> dict[str, float]:
@@ -225,7 +293,11 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "config": self.cfg.to_dict(),
             "epoch": self.epoch,
+            "shapes_seen": self.shapes_seen,
+            "order": self._order,
+            "cursor": self._cursor,
             "generator": self.G.state_dict(),
+            "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
             "discriminator": self.D.state_dict(),
             "g_optimizer": self.g_opt.state_dict(),
             "d_optimizer": self.d_opt.state_dict(),
@@ -245,12 +317,17 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["generator"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["generator_ema"])
         self.D.load_state_dict(state["discriminator"])
         self.g_opt.load_state_dict(state["g_optimizer"])
         self.d_opt.load_state_dict(state["d_optimizer"])
         if state["rng_device"] == self.device.type:
             self.rng.set_state(state["rng"])
         self.epoch = state["epoch"]
+        self.shapes_seen = state["shapes_seen"]
+        self._order = state["order"].to(self.device)
+        self._cursor = state["cursor"]
         self.history = list(state["history"])
         self._last_d_acc = state["last_d_acc"]
 
@@ -294,11 +371,16 @@ def generate(G: Generator, cfg: Config, n: int, seed: int, amp_dtype: torch.dtyp
 
 
 def load_generator(path: str | Path, device: str = "auto") -> tuple[Generator, Config]:
-    """The trained generator of a checkpoint and its config, without loading any data."""
+    """The sampling generator of a checkpoint (G's moving average when the run kept one) and its
+    config, without loading any data."""
     state = read_checkpoint(path)
     cfg = Config.from_dict(state["config"])
     G = Generator(cfg)
-    G.load_state_dict(state["generator"])
+    if state.get("generator_ema") is not None:
+        prefix = "module."
+        G.load_state_dict({k[len(prefix):]: v for k, v in state["generator_ema"].items() if k.startswith(prefix)})
+    else:
+        G.load_state_dict(state["generator"])
     return G.to(pick_device(device)), cfg
 
 
