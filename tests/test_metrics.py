@@ -14,9 +14,12 @@ from voxgan.metrics import (
     iou_cov,
     iou_matrix,
     iou_mmd,
+    largest_part_shares,
+    memorisation,
     occupancy_ratio,
     one_nna_from_iou,
     real_reference,
+    structure_metrics,
     voxel_metrics,
 )
 
@@ -214,3 +217,33 @@ def test_real_chairs_iou(chairs_root):
     reference = real_reference(train, test)
     assert 0.2 < 1 - reference["iou_mmd"] < 0.9  # nearest train chair: IoU 0.594 with all 889
     assert reference["diversity"] > 0.2
+
+
+def test_largest_part_share_counts_debris_and_fragments():
+    solid = box(8, (1, 1, 1), (3, 3, 3))  # 8 voxels
+    with_debris = solid.copy()
+    with_debris[6, 6, 6] = True  # one floating voxel: 8 of 9 in the largest part
+    corner_touching = box(8, (0, 0, 0), (2, 2, 2)) | box(8, (2, 2, 2), (4, 4, 4))  # one part under 26-connectivity
+    halves = box(8, (0, 0, 0), (8, 8, 3)) | box(8, (0, 0, 5), (8, 8, 8))  # cut in two: 192 + 192
+    empty = np.zeros((8, 8, 8), dtype=bool)
+    shares = largest_part_shares(np.stack([solid, with_debris, corner_touching, halves, empty]))
+    np.testing.assert_allclose(shares, [1.0, 8 / 9, 1.0, 0.5, 0.0])
+
+
+def test_structure_metrics_compare_samples_with_whole_real_shapes():
+    real = np.stack([box(8, (0, 0, 0), (k, 3, 3)) for k in range(1, 7)])  # bars along x, all in y, z < 3
+    broken = real.copy()
+    broken[:3, 7, 7, 7] = True  # debris on half of them, far from the bars
+    assert structure_metrics(real, real) == {"part_share": 1.0, "whole_share": 1.0, "whole_gap": 0.0}
+    scores = structure_metrics(real, broken)
+    assert scores["whole_share"] == 0.5 and scores["whole_gap"] == 0.5 and scores["part_share"] < 1.0
+
+
+def test_memorisation_tells_copying_from_generalising():
+    train, test = random_boxes(20, 8, 1), random_boxes(10, 8, 2)
+    copier = memorisation(train[:10], test, train)
+    assert copier["copy_share"] == 1.0
+    assert copier["copy_gap"] == pytest.approx(1.0 - copier["copy_share_real"])
+    # held-out shapes as "samples" copy exactly as often as the reference: no gap
+    honest = memorisation(test, test, train)
+    assert honest["copy_gap"] == 0.0 and honest["copy_share"] == honest["copy_share_real"]

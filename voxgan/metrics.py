@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import scipy.ndimage
 import torch
 from torch import nn
 
@@ -176,10 +177,63 @@ def occupancy_ratio(real: Volumes, fake: Volumes) -> float:
     return mean_occupancy(fake) / real_occupancy
 
 
+# ---- structure and memorisation ------------------------------------------------------------------
+
+CONNECTIVITY = scipy.ndimage.generate_binary_structure(3, 3)
+"""26-connectivity: voxels touching by a face, an edge or a corner are one part. Under it every
+real chair at 32^3 and every procedural shape is a single part."""
+
+
+def largest_part_shares(volumes: Volumes) -> np.ndarray:
+    """Per shape, the share of its occupied voxels in its largest connected part: 1 for one solid
+    piece, lower with floating debris or fragments; 0 for an empty shape (no shape at all)."""
+    grids = occupancy(volumes).reshape(len(volumes), *np.shape(volumes)[-3:]).cpu().numpy()
+    shares = np.zeros(len(grids))
+    for i, grid in enumerate(grids):
+        labels, n_parts = scipy.ndimage.label(grid, structure=CONNECTIVITY)
+        if n_parts:
+            sizes = np.bincount(labels.ravel())[1:]
+            shares[i] = sizes.max() / sizes.sum()
+    return shares
+
+
+def structure_metrics(real: Volumes, fake: Volumes) -> dict[str, float]:
+    """Whether generated shapes are whole, as real ones are. part_share: mean share of a sample's
+    voxels in its largest part (debris and fragments lower it); whole_share: share of samples in
+    one piece; whole_gap: |whole_share of the real shapes - that of the samples|, 0 ideal. IoU and
+    a small classifier hardly see a few floating voxels; these do."""
+    fake_shares, real_shares = largest_part_shares(fake), largest_part_shares(real)
+    whole = float((fake_shares == 1.0).mean())
+    return {
+        "part_share": float(fake_shares.mean()),
+        "whole_share": whole,
+        "whole_gap": abs(float((real_shares == 1.0).mean()) - whole),
+    }
+
+
+COPY_IOU = 0.95
+"""A generated shape this close (IoU) to a training shape counts as a copy of it."""
+
+
+def copy_share(shapes: Volumes, train: Volumes, *, device: str | torch.device | None = None) -> float:
+    """The share of `shapes` whose best IoU with any training shape is at least COPY_IOU."""
+    return float((iou_matrix(shapes, train, device=device).max(axis=1) >= COPY_IOU).mean())
+
+
+def memorisation(fake: Volumes, test: Volumes, train: Volumes, *, device: str | torch.device | None = None) -> dict[str, float]:
+    """How often samples are near-copies of training shapes, beside how often held-out test shapes
+    are (the reference: a data set with near-duplicates across its split has a non-zero one).
+    copy_gap = max(0, copy_share - copy_share_real): 0 unless G copies more than real data does.
+    IoU-to-test metrics alone would rate a generator that replays its training set as real data."""
+    samples, reference = copy_share(fake, train, device=device), copy_share(test, train, device=device)
+    return {"copy_share": samples, "copy_share_real": reference, "copy_gap": max(0.0, samples - reference)}
+
+
 def voxel_metrics(real: Volumes, fake: Volumes, *, device: str | torch.device | None = None) -> dict[str, float]:
     """All IoU-based scores of generated shapes against real ones, each IoU matrix computed once:
     iou_mmd (lower is better), iou_cov (higher), iou_1nna (0.5 ideal), diversity (compare with
-    the real shapes'), occupancy_ratio (1 ideal)."""
+    the real shapes'), occupancy_ratio (1 ideal),
+    and `structure_metrics`."""
     iou_rr = iou_matrix(real, real, device=device)
     iou_ff = iou_matrix(fake, fake, device=device)
     iou_rf = iou_matrix(real, fake, device=device)
@@ -189,6 +243,7 @@ def voxel_metrics(real: Volumes, fake: Volumes, *, device: str | torch.device | 
         "iou_1nna": one_nna_from_iou(iou_rr, iou_ff, iou_rf),
         "diversity": diversity_from_iou(iou_ff),
         "occupancy_ratio": occupancy_ratio(real, fake),
+        **structure_metrics(real, fake),
     }
 
 

@@ -270,13 +270,15 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """All metrics of `voxgan.metrics` between fresh samples (thresholded at 0.5) and the
-        held-out real test shapes, plus D's mean output on each. Deterministic per eval.seed."""
+        held-out real test shapes, the memorisation check against the whole training set, and D's
+        mean output on each. Deterministic per eval.seed."""
         ev = self.cfg.eval
         real_test = torch.from_numpy(evenly_spaced(self.data.test, ev.max_real))
         real_train = torch.from_numpy(evenly_spaced(self.data.train, ev.n_samples))
         fake = self.sample(ev.n_samples, ev.seed) > 0.5
         fake_heldout = self.sample(len(real_test), ev.seed + 1) > 0.5
         scores = metrics.voxel_metrics(real_test, fake, device=self.device)
+        scores |= metrics.memorisation(fake, real_test, self.data.train, device=self.device)
         scores["c2st_acc"] = metrics.c2st_acc(
             real_train, fake, real_test, fake_heldout, epochs=ev.c2st_epochs, seed=ev.seed, device=self.device
         )
