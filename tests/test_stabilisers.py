@@ -96,14 +96,15 @@ def test_configs_that_said_batch_norm_still_load():
 
 
 def test_ema_weights_follow_the_formula(tiny_data):
-    """ema_1 = w_1, ema_t = b * ema_{t-1} + (1 - b) * w_t after each G step t."""
-    decay = 0.8
+    """ema_1 = w_1, ema_t = b_t * ema_{t-1} + (1 - b_t) * w_t after G step t, with the warm-up
+    b_t = min(decay, t / (9 + t)): 0.1818, 0.25, then the decay 0.3 from step 4 on."""
+    decay = 0.3
     trainer = Trainer(tiny(ema_decay=decay, generator={"width": 8, "lr": 1e-2}), tiny_data)
     expected = None
-    for _ in range(4):
+    for t, b in enumerate([None, 2 / 11, 3 / 12, 0.3, 0.3], start=1):
         trainer._train(1)
         weights = [p.detach().clone() for p in trainer.G.parameters()]
-        expected = weights if expected is None else [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
+        expected = weights if t == 1 else [b * e + (1 - b) * w for e, w in zip(expected, weights)]
     averaged = list(trainer.sampler.parameters())
     assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(averaged, expected))
     assert not all(torch.equal(a, w) for a, w in zip(averaged, trainer.G.parameters()))
@@ -139,6 +140,16 @@ def test_instance_noise_has_the_asked_standard_deviation(tiny_data):
     volumes = torch.zeros(8, 1, 16, 16, 16)
     assert (trainer._noisy(volumes) - volumes).std().item() == pytest.approx(0.2, rel=0.03)
     assert Trainer(tiny(), tiny_data)._noisy(volumes) is volumes
+
+
+def test_instance_noise_fades_linearly_to_zero(tiny_data):
+    trainer = Trainer(tiny(instance_noise=0.2, instance_noise_kimg=0.1), tiny_data)
+    assert trainer.noise_std() == 0.2
+    trainer.train_shapes(48)  # three batches of 16: 0.048 kimg
+    assert trainer.noise_std() == pytest.approx(0.2 * (1 - 0.048 / 0.1))
+    trainer.train_shapes(64)
+    volumes = torch.zeros(2, 1, 16, 16, 16)
+    assert trainer.noise_std() == 0.0 and trainer._noisy(volumes) is volumes
 
 
 def test_d_steps_update_d_that_many_times_per_g_step(tiny_data):

@@ -147,9 +147,13 @@ class Config(_Strict):
     instance_noise: float = Field(0.0, ge=0.0)
     """Std of Gaussian noise added to every volume D sees (real and fake): real voxels are exactly
     0 or 1 and G's never are, so without it D can tell them apart by softness alone."""
+    instance_noise_kimg: float | None = Field(None, gt=0.0)
+    """Fade instance noise linearly to 0 over this many thousand training shapes, so that D sees
+    clean volumes, and G's stray voxels, at the end; None keeps it constant."""
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
-    """Exponential moving average of G's weights, updated after each G step; the average is what
-    samples, evaluation and exported checkpoints use. 0 is off; 0.999 is typical."""
+    """Exponential moving average of G's weights, updated after each G step with a warm-up
+    (the decay is min(ema_decay, (1 + n) / (10 + n)) at step n); the average is what samples,
+    evaluation and exported checkpoints use. 0 is off; 0.99-0.999 is typical."""
     g_output_init: Literal["zero", "occupancy"] = "zero"
     """Bias of G's output layer at start: zero (every voxel starts at 0.5) or the logit of the
     training set's mean occupancy, so G starts as sparse as the data (3-4% for chairs)."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from voxgan import metrics
 from voxgan.config import Config, NetConfig, apply_overrides
@@ -108,7 +108,7 @@ class Trainer:
         self.g_opt = make_optimizer(self.G.parameters(), cfg.generator, self.device)
         self.d_opt = make_optimizer(self.D.parameters(), cfg.discriminator, self.device)
         # The average of G's weights that sampling, evaluation and export use (None: G itself).
-        self.G_ema = AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
+        self.G_ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(cfg.ema_decay)) if cfg.ema_decay > 0 else None
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(cfg.seed)
         # The training set lives on the device as uint8 (1 byte a voxel); batches are indexed there.
@@ -159,12 +159,18 @@ class Trainer:
     def _as_input(self, volumes: torch.Tensor) -> torch.Tensor:
         return volumes.unsqueeze(1).float().contiguous(memory_format=self.memory_format)
 
+    def noise_std(self) -> float:
+        """The instance noise's standard deviation now: constant, or fading to 0 at instance_noise_kimg."""
+        fade = self.cfg.instance_noise_kimg
+        return self.cfg.instance_noise * (1.0 if fade is None else max(0.0, 1.0 - self.kimg / fade))
+
     def _noisy(self, volumes: torch.Tensor) -> torch.Tensor:
         """What D sees: the volume plus instance noise, when the config asks for it."""
-        if self.cfg.instance_noise == 0:
+        std = self.noise_std()
+        if std == 0:
             return volumes
         noise = torch.randn(volumes.shape, generator=self.rng, device=volumes.device, dtype=volumes.dtype)
-        return volumes + self.cfg.instance_noise * noise
+        return volumes + std * noise
 
     def _discriminator_step(self) -> torch.Tensor:
         """One D update on a real and a fake batch; returns its stats (no host sync)."""
@@ -345,6 +351,22 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: does not fit the config it is resumed with ({exc})") from None
         return trainer
+
+
+def ema_with_warmup(decay: float):
+    """AveragedModel's update: after the n-th step, ema <- b ema + (1 - b) w with
+    b = min(decay, (1 + n) / (10 + n)) (TensorFlow's num_updates warm-up). A short run or an early
+    evaluation then sees an average of recent weights, not one still anchored at the initial ones
+    (with decay 0.999 that anchor would dominate for thousands of steps). b stays a tensor: no
+    host synchronisation per step on CUDA."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        keep = torch.clamp((1 + n_averaged) / (10 + n_averaged), max=decay).to(averaged[0].dtype)
+        for a, c in zip(averaged, current):
+            a.lerp_(c, 1 - keep)
+
+    return update
 
 
 def sample_latent(cfg: Config, n: int, generator: torch.Generator) -> torch.Tensor:
