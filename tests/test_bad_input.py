@@ -42,8 +42,13 @@ def study_file(root: Path, change: Callable[[dict], None] | None = None, text: s
 
 
 def data_study(root: Path, source: Path) -> list[str]:
-    """voxgan-search on a study whose data is `source`."""
-    return ["voxgan-search", "--study", study_file(root, lambda v: v["data"].update(source=str(source))), "--out", "out"]
+    """voxgan-search on a study whose data is `source` (without the procedural source's n_shapes)."""
+
+    def use(values: dict) -> None:
+        values["data"].pop("n_shapes")
+        values["data"].update(source=str(source))
+
+    return ["voxgan-search", "--study", study_file(root, use), "--out", "out"]
 
 
 def search(root: Path, change: Callable[[dict], None]) -> list[str]:
@@ -122,7 +127,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "depth low above high": (lambda r: search(r, depth_reversed), "low (2) is above high (1)"),
     "empty choice list": (lambda r: search(r, lambda v: v["space"].update(loss=[])), "empty list of choices"),
     "missing data folder": (lambda r: data_study(r, r / "no-such-shapes"), "no-such-shapes: no such file or folder"),
-    "empty data folder": (empty_folder, "no .npy/.npz/.binvox/.mat files"),
+    "empty data folder": (empty_folder, "no .npy/.npz/.npy.gz/.npz.gz/.binvox/.mat files at any depth"),
     "corrupt .mat": (corrupt_mat, "chair_000001.mat: not a readable .mat file"),
     "wrong .npy shapes": (wrong_shapes, "shapes.npy: expected cubic voxel grids"),
     "unreachable storage": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
