@@ -15,6 +15,7 @@ import numpy as np
 
 from voxgan.cli import Parser, refuse_nonempty, run_cli
 from voxgan.config import Config, apply_overrides
+from voxgan.data import load_dataset
 from voxgan.errors import VoxganError
 
 PICTURE = "shapes.png"
@@ -44,11 +45,11 @@ def show_main(argv: list[str] | None = None) -> int:
     overrides = [f"data.{item}" if not item.startswith("data.") else item for item in args.overrides]
     cfg = Config.from_dict(apply_overrides({"data": {"source": args.source}}, overrides)).data
     refuse_nonempty(args.out, "the picture")
-    from voxgan.data import load_dataset  # after the flags are accepted; see voxgan.cli.generate_main
+    data = load_dataset(cfg)
+    # Imported once the data is accepted: matplotlib writes its font cache under $HOME on import.
     from voxgan.pictures import render_grid
     from voxgan.trainer import evenly_spaced
 
-    data = load_dataset(cfg)
     print(data.summary.text())
     train, test = evenly_spaced(data.train, args.n), evenly_spaced(data.test, args.n)
     ncols = min(8, max(len(train), len(test)))

@@ -33,7 +33,8 @@ class Found:
         """'12 other files (10 .obj, 2 .json); 3 voxel files not matching data.pattern', or ''."""
         parts = []
         if self.other_suffixes:
-            kinds = ", ".join(f"{n} {suffix}" for suffix, n in self.other_suffixes.most_common(4))
+            common = sorted(self.other_suffixes.items(), key=lambda item: (-item[1], item[0]))[:4]
+            kinds = ", ".join(f"{n} {suffix}" for suffix, n in common)
             more = ", ..." if len(self.other_suffixes) > 4 else ""
             parts.append(f"{sum(self.other_suffixes.values())} other files ({kinds}{more})")
         if self.unmatched:

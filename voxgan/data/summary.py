@@ -84,10 +84,12 @@ def group_table(labels: list[str], train_groups: np.ndarray, test_groups: np.nda
 
 
 def disjoint_note(table: list[tuple[str, int, int]], what: str) -> list[str]:
-    """A note when train and test come from different files or folders, naming them."""
+    """A note when train and test come from different files or folders (of several shapes each,
+    so that one file per model, split per shape, is not news), naming them."""
     train = [label for label, n_train, n_test in table if n_train and not n_test]
     test = [label for label, n_train, n_test in table if n_test and not n_train]
-    if not train or not test or any(n_train and n_test for _, n_train, n_test in table):
+    if not train or not test or any(n_train and n_test for _, n_train, n_test in table) or \
+            all(n_train + n_test < 2 for _, n_train, n_test in table):
         return []
 
     def names(labels: list[str]) -> str:
