@@ -165,7 +165,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
                           "not a voxel file"),
     "0/255 mask": (lambda r: train_on(r, "shapes.npy", mask_0_255), "0 and 255, an 8-bit mask: save (array > 0)"),
     "one .binvox file": (lambda r: train_on(r, "chair.binvox", lambda p: write_binvox(p, np.ones((8, 8, 8), bool))),
-                         "chair.binvox: 1 distinct shapes; at least 2"),
+                         "chair.binvox: a .binvox file holds one shape"),
     "broken .npy.gz": (lambda r: train_on(r, "shapes.npy.gz", lambda p: p.write_bytes(b"\x1f\x8b\x08junk")),
                        "not a readable gzip file"),
     "n_shapes with a file source": (lambda r: search(r, lambda v: v["data"].update(source="shapes.npy")),

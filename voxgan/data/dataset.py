@@ -3,6 +3,7 @@ that describes them, whatever the source (docs/data.md)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +17,9 @@ from voxgan.data.orientation import to_z_up, up_axis_of
 from voxgan.data.procedural import generate_shapes
 from voxgan.data.resample import resample
 from voxgan.data.shapenet import ALL_ROTATIONS, GRID_FOLDER, is_shapenets_tree, load_shapenets
-from voxgan.data.split import keep_leading, split_by_file, split_by_shape, test_count
+from voxgan.data.split import leading_count, split_by_file, split_by_shape, test_count
 from voxgan.data.summary import MAX_ROWS, DataSummary, disjoint_note, group_table, occupancy
-from voxgan.data.voxio import VOXEL_SUFFIXES, read_voxel_file, voxel_suffix
+from voxgan.data.voxio import ONE_SHAPE_SUFFIXES, VOXEL_SUFFIXES, read_voxel_file, voxel_suffix
 from voxgan.errors import DataError
 
 
@@ -57,7 +58,8 @@ class Grouped:
     groups: np.ndarray
 
     def take(self, mask: np.ndarray) -> Grouped:
-        return Grouped(self.volumes[mask], self.groups[mask])
+        """The shapes where `mask` is True (itself when all are: no copy of a large set)."""
+        return self if mask.all() else Grouped(self.volumes[mask], self.groups[mask])
 
 
 def load_dataset(cfg: DataConfig) -> VoxelDataset:
@@ -85,6 +87,9 @@ def load_dataset(cfg: DataConfig) -> VoxelDataset:
     if voxel_suffix(path) is None:
         raise DataError(f"{path}: unsupported file type (expected one of {', '.join(VOXEL_SUFFIXES)}, "
                         f"or a folder of them)")
+    if voxel_suffix(path) in ONE_SHAPE_SUFFIXES:
+        raise DataError(f"{path}: a {voxel_suffix(path)} file holds one shape and a train/test split needs at "
+                        f"least 2; use the folder that holds the {voxel_suffix(path)} files as data.source")
     return _voxel_files([path], path.parent, cfg, "")
 
 
@@ -127,11 +132,11 @@ def _shapenets(root: Path, cfg: DataConfig) -> VoxelDataset:
 def _voxel_files(files: list[Path], root: Path, cfg: DataConfig, ignored: str) -> VoxelDataset:
     """Shapes of voxel files, split by shape (default) or by file, at random with data.seed."""
     labels = sorted({_label(file.relative_to(root), len(files)) for file in files})
-    volumes, file_of, ups, sizes = [], [], {}, {}
+    volumes, file_of, ups, sizes = [], [], {}, Counter()
     for index, file in enumerate(files):
         stored, fmt = read_voxel_file(file)
         ups[fmt] = up_axis_of(fmt, cfg.up_axis)
-        sizes[stored.shape[1]] = sizes.get(stored.shape[1], 0) + len(stored)
+        sizes[stored.shape[1]] += len(stored)
         volumes.append(resample(to_z_up(stored, ups[fmt]), cfg.resolution))
         file_of.append(np.full(len(stored), index))
     file_index = np.concatenate(file_of)
@@ -161,11 +166,10 @@ def _label(relative: Path, n_files: int) -> str:
 
 
 def _files_name(files: list[Path], root: Path) -> str:
+    """'shapes (5 files: 3 .binvox, 2 .npy)', or the file's name for a one-file source."""
     if len(files) == 1:
         return files[0].name
-    suffixes = {}
-    for file in files:
-        suffixes[voxel_suffix(file)] = suffixes.get(voxel_suffix(file), 0) + 1
+    suffixes = Counter(voxel_suffix(file) for file in files)
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(suffixes.items()))
     return f"{root.name} ({len(files)} files: {kinds})"
 
@@ -190,8 +194,8 @@ def finish(name: str, train: Grouped, test: Grouped, cfg: DataConfig, *, split: 
         side = "test" if not len(test.volumes) else "training"
         raise DataError(f"{cfg.source}: no {side} shapes are left once empty shapes and test shapes identical "
                         f"to a training shape are dropped")
-    keep = len(keep_leading(train.volumes, cfg.fraction))
-    train, train_ids = Grouped(keep_leading(train.volumes, cfg.fraction), train.groups[:keep]), train_ids[:keep]
+    leading = np.arange(len(train.volumes)) < leading_count(len(train.volumes), cfg.fraction)
+    train, train_ids = train.take(leading), train_ids[leading]
     table = group_table(labels, train.groups, test.groups)
     summary = DataSummary(
         name, cfg.resolution, len(train.volumes), len(test.volumes), occupancy(train.volumes),
@@ -199,5 +203,5 @@ def finish(name: str, train: Grouped, test: Grouped, cfg: DataConfig, *, split: 
                                           if cfg.fraction < 1 else ""),
         up=up, grids=grids, per_group=table if len(labels) > 1 else [], dropped_empty=dropped_empty,
         dropped_test_copies=int(copy.sum()), copies_train=extra_copies(train_ids), copies_test=extra_copies(test_ids),
-        ignored=ignored, notes=disjoint_note(table, "files"))
+        ignored=ignored, notes=disjoint_note(table, "files or folders"))
     return VoxelDataset(train.volumes, test.volumes, name, summary)

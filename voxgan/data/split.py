@@ -8,14 +8,9 @@ at random instead, for files whose shapes belong together (one model's rotations
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
-
 import numpy as np
 
 from voxgan.errors import DataError
-
-T = TypeVar("T")
-
 
 def split_by_shape(ids: np.ndarray, test_fraction: float, seed: int, source: object) -> np.ndarray:
     """(N,) bool, True for test: a seeded random share of the distinct `ids`, with all their copies."""
@@ -39,11 +34,6 @@ def test_count(n: int, test_fraction: float, source: object, what: str = "shapes
     return min(max(round(n * test_fraction), 1), n - 1)
 
 
-def keep_leading(items: Sequence[T], fraction: float) -> Sequence[T]:
-    """The leading `fraction` of `items` (the tutorial's obj_ratio), at least one; a copy when
-    trimmed, so the dropped shapes do not stay in memory behind a view."""
-    keep = max(1, int(len(items) * fraction + 1e-9))
-    if keep >= len(items):
-        return items
-    kept = items[:keep]
-    return kept.copy() if isinstance(kept, np.ndarray) else kept
+def leading_count(n: int, fraction: float) -> int:
+    """How many of n training shapes the leading `fraction` keeps (the tutorial's obj_ratio): at least one."""
+    return min(n, max(1, int(n * fraction + 1e-9)))

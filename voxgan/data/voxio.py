@@ -24,6 +24,8 @@ from voxgan.errors import DataError
 
 VOXEL_SUFFIXES = (".npy", ".npz", ".npy.gz", ".npz.gz", ".binvox", ".mat")
 """File names the folder loader reads (any case); the format itself is told by the contents."""
+ONE_SHAPE_SUFFIXES = (".binvox", ".mat")
+"""Formats that hold one grid per file, so that a source needs a folder of them."""
 MAT_KEY = "instance"
 GZIP_MAGIC = b"\x1f\x8b"
 PICKLE_MAGIC = b"\x80"
