@@ -30,7 +30,6 @@ def parser() -> Parser:
                                epilog="Keys are data config keys, with or without 'data.': "
                                "resolution=32 up_axis=y split=files category=chair rotations=[1]. "
                                "See docs/data.md.")
-    show.error = p.error  # type: ignore[method-assign]  # one line and exit 2 for the subcommand too
     show.add_argument("source", help="procedural, a 3D ShapeNets volumetric_data folder, a voxel file or a folder")
     show.add_argument("overrides", nargs="*", metavar="key=value", help="data config keys")
     show.add_argument("--out", type=Path, required=True, help="folder for shapes.png (new or empty)")
