@@ -22,6 +22,8 @@ import pytest
 import torch
 import yaml
 
+from voxgan.data.binvox import write_binvox
+
 BIN = Path(sys.executable).parent
 TINY = {
     "name": "tiny",
@@ -42,8 +44,13 @@ def study_file(root: Path, change: Callable[[dict], None] | None = None, text: s
 
 
 def data_study(root: Path, source: Path) -> list[str]:
-    """voxgan-search on a study whose data is `source`."""
-    return ["voxgan-search", "--study", study_file(root, lambda v: v["data"].update(source=str(source))), "--out", "out"]
+    """voxgan-search on a study whose data is `source` (without the procedural source's n_shapes)."""
+
+    def use(values: dict) -> None:
+        values["data"].pop("n_shapes")
+        values["data"].update(source=str(source))
+
+    return ["voxgan-search", "--study", study_file(root, use), "--out", "out"]
 
 
 def search(root: Path, change: Callable[[dict], None]) -> list[str]:
@@ -64,6 +71,33 @@ def corrupt_mat(root: Path) -> list[str]:
 def wrong_shapes(root: Path) -> list[str]:
     np.save(root / "shapes.npy", np.zeros((6, 8, 8, 9), dtype=np.uint8))
     return data_study(root, root / "shapes.npy")
+
+
+def train_on(root: Path, name: str, write: Callable[[Path], None]) -> list[str]:
+    """voxgan-train on a data file `name` that `write` makes."""
+    write(root / name)
+    return ["voxgan-train", "--out", "run", "epochs=1", "data.resolution=16", f"data.source={root / name}"]
+
+
+def mask_0_255(path: Path) -> None:
+    volumes = np.zeros((4, 8, 8, 8), dtype=np.uint8)
+    volumes[:, 2:5, 2:5, 1:6] = 255
+    np.save(path, volumes)
+
+
+def solid_and_surface(root: Path) -> list[str]:
+    models = root / "shapes" / "1a2b" / "models"
+    models.mkdir(parents=True)
+    for kind in ("solid", "surface"):
+        write_binvox(models / f"model_normalized.{kind}.binvox", np.ones((8, 8, 8), bool))
+    return ["voxgan-data", "show", str(root / "shapes"), "--out", "pictures"]
+
+
+def show_into_nonempty(root: Path) -> list[str]:
+    np.save(root / "shapes.npy", np.random.default_rng(0).random((4, 8, 8, 8)) < 0.3)
+    (root / "pictures").mkdir()
+    (root / "pictures" / "mine.png").write_bytes(b"my picture")
+    return ["voxgan-data", "show", "shapes.npy", "--out", "pictures"]
 
 
 def other_objectives(root: Path) -> list[str]:
@@ -122,9 +156,26 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "depth low above high": (lambda r: search(r, depth_reversed), "low (2) is above high (1)"),
     "empty choice list": (lambda r: search(r, lambda v: v["space"].update(loss=[])), "empty list of choices"),
     "missing data folder": (lambda r: data_study(r, r / "no-such-shapes"), "no-such-shapes: no such file or folder"),
-    "empty data folder": (empty_folder, "no .npy/.npz/.binvox/.mat files"),
+    "empty data folder": (empty_folder, "no .npy/.npz/.npy.gz/.npz.gz/.binvox/.mat files at any depth"),
     "corrupt .mat": (corrupt_mat, "chair_000001.mat: not a readable .mat file"),
     "wrong .npy shapes": (wrong_shapes, "shapes.npy: expected cubic voxel grids"),
+    "empty array": (lambda r: train_on(r, "shapes.npy", lambda p: np.save(p, np.zeros((0, 8, 8, 8), bool))),
+                    "shapes.npy: holds no shapes"),
+    "pickle named .npy": (lambda r: train_on(r, "shapes.npy", lambda p: p.write_bytes(b"\x80\x04K\x01.")),
+                          "not a voxel file"),
+    "0/255 mask": (lambda r: train_on(r, "shapes.npy", mask_0_255), "0 and 255, an 8-bit mask: save (array > 0)"),
+    "one .binvox file": (lambda r: train_on(r, "chair.binvox", lambda p: write_binvox(p, np.ones((8, 8, 8), bool))),
+                         "chair.binvox: a .binvox file holds one shape"),
+    "broken .npy.gz": (lambda r: train_on(r, "shapes.npy.gz", lambda p: p.write_bytes(b"\x1f\x8b\x08junk")),
+                       "not a readable gzip file"),
+    "n_shapes with a file source": (lambda r: search(r, lambda v: v["data"].update(source="shapes.npy")),
+                                    "data.n_shapes=20 has no effect on a file or folder source"),
+    "solid and surface binvox": (solid_and_surface, "choose one with data.pattern='*.solid.binvox'"),
+    "data show: bad up axis": (lambda r: ["voxgan-data", "show", "procedural", "up_axis=w", "--out", "pictures"],
+                               "'data.up_axis'"),
+    "data show: key for another source": (lambda r: ["voxgan-data", "show", "procedural", "data.up_axis=y",
+                                                     "--out", "pictures"], "data.up_axis=y has no effect"),
+    "data show into a non-empty folder": (show_into_nonempty, "pictures: already exists and is not empty"),
     "unreachable storage": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
                                        "--storage", "postgresql://u:secret@127.0.0.1:1/x"],
                             "cannot open Optuna storage postgresql://u:***@127.0.0.1:1/x"),

@@ -16,7 +16,9 @@ from scipy import ndimage
 from voxgan.config import DataConfig
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.data.procedural import FAMILIES, generate_shapes
-from voxgan.data.voxio import read_binvox, read_mat, read_volumes, resample, write_binvox
+from voxgan.data.binvox import read_binvox, write_binvox
+from voxgan.data.resample import resample
+from voxgan.data.voxio import read_mat, read_volumes
 from voxgan.errors import DataError
 
 
@@ -72,7 +74,10 @@ def test_all_real_chairs_load_with_known_counts_and_cache(chairs_root: Path, cac
     start = time.perf_counter()
     cold = load_dataset(cfg)
     cold_s = time.perf_counter() - start
-    assert cold.train.shape == (10668, 32, 32, 32) and cold.test.shape == (1200, 32, 32, 32)
+    # 106 of the 1,200 test chairs are, voxel for voxel at 32^3, also training chairs: dropped.
+    assert cold.train.shape == (10668, 32, 32, 32) and cold.test.shape == (1094, 32, 32, 32)
+    assert cold.summary.dropped_test_copies == 106 and cold.summary.dropped_empty == 0
+    assert not set(map(bytes, cold.test)) & set(map(bytes, cold.train))
     assert cold.train.dtype == np.bool_ and cold.train.flags.c_contiguous and cold.test.flags.c_contiguous
     assert cold.resolution == 32
     assert 0.02 < cold.train.mean() < 0.06  # about 4% occupancy
@@ -92,7 +97,7 @@ def test_all_real_chairs_load_with_known_counts_and_cache(chairs_root: Path, cac
     assert cached.train.flags.c_contiguous
 
     small = load_dataset(cfg.model_copy(update={"fraction": 0.25}))
-    assert len(small.train) == 2667 and len(small.test) == 1200
+    assert len(small.train) == 2667 and len(small.test) == 1094
     assert np.array_equal(small.train, cold.train[:2667])
     assert snapshot(chairs_root / "chair") == before
 
@@ -230,20 +235,22 @@ def test_array_file_is_split_by_a_seeded_permutation(tmp_path: Path) -> None:
     assert len(load_dataset(cfg.model_copy(update={"fraction": 0.5})).train) == 20
 
 
-def test_folder_of_files_holds_out_the_last_files(tmp_path: Path) -> None:
+def test_folder_of_files_is_split_per_shape_or_per_file(tmp_path: Path) -> None:
     folder = tmp_path / "shapes"
     folder.mkdir()
     volumes = random_volumes(10, 32)
     for i in range(8):
         np.save(folder / f"s{i}.npy", volumes[i : i + 1])
     np.savez(folder / "s8.npz", volumes[8])
-    write_binvox(folder / "s9.binvox", volumes[9])
+    write_binvox(folder / "s9.binvox", np.rot90(volumes[9], -1, axes=(1, 2)))  # y up, as binvox files are
     (folder / "notes.txt").write_text("ignored")
     before = snapshot(folder)
     data = load_dataset(DataConfig(source=str(folder), resolution=32, test_fraction=0.2))
-    np.testing.assert_array_equal(data.train, volumes[:8])
-    np.testing.assert_array_equal(data.test, volumes[8:])
+    assert (len(data.train), len(data.test)) == (8, 2)
+    assert sorted(map(bytes, np.concatenate([data.train, data.test]))) == sorted(map(bytes, volumes))
     assert snapshot(folder) == before
+    by_file = load_dataset(DataConfig(source=str(folder), resolution=32, test_fraction=0.2, split="files", seed=1))
+    assert (len(by_file.train), len(by_file.test)) == (8, 2)
     half = load_dataset(DataConfig(source=str(folder), resolution=16, test_fraction=0.2, fraction=0.5))
     assert (len(half.train), len(half.test), half.resolution) == (4, 2, 16)
 
@@ -361,7 +368,7 @@ def test_bad_binvox_and_junk_npy(tmp_path: Path) -> None:
     (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
     (tmp_path / "nohead.binvox").write_bytes(b"hello")
     for name, problem in (("short.binvox", "holds 10 voxels"), ("junk.npy", "not a readable"),
-                          ("nohead.binvox", "not a binvox file")):
+                          ("nohead.binvox", "not a voxel file")):
         with pytest.raises(DataError) as excinfo:
             read_volumes(tmp_path / name)
         assert_one_line_error(excinfo, name, problem)
@@ -374,7 +381,7 @@ def test_missing_and_empty_sources(tmp_path: Path) -> None:
     (tmp_path / "shapes.txt").write_text("no")
     cases = [
         (tmp_path / "nowhere", "no such file or folder"),
-        (tmp_path / "empty", "no .npy/.npz/.binvox/.mat files"),
+        (tmp_path / "empty", "no .npy/.npz/.npy.gz/.npz.gz/.binvox/.mat files at any depth"),
         (tmp_path / "single.npy", "at least 2"),
         (tmp_path / "shapes.txt", "unsupported file type"),
     ]

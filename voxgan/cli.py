@@ -94,8 +94,7 @@ def train_main(argv: list[str] | None = None) -> int:
         trainer = Trainer(load_config(args))
     out.mkdir(parents=True, exist_ok=True)
     trainer.cfg.save(out / "config.yaml")
-    print(f"training on {trainer.device} | {trainer.data.name}: {len(trainer.data.train)} train / "
-          f"{len(trainer.data.test)} test shapes at {trainer.cfg.data.resolution}^3", file=sys.stderr)
+    print(f"training on {trainer.device}\n{trainer.data.summary.text()}", file=sys.stderr)
 
     result = {"status": "finished", "epochs": trainer.cfg.epochs}
     log = RunLog(out)

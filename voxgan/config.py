@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from voxgan.errors import ConfigError
 
@@ -30,27 +39,71 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the shapes come from and how they are prepared."""
+    """Where the shapes come from and how they are prepared (docs/data.md).
+
+    Each key acts on some kinds of source only (`data_keys.APPLIES_TO`); a key set to something
+    other than its default for a source it cannot act on is refused, and left out of saved
+    configs, so that a study or an exported config never carries a setting that does nothing.
+    """
 
     source: str = PROCEDURAL
-    """`procedural` (embedded shapes), a 3D ShapeNets `volumetric_data` folder, a .npy/.npz file,
-    or a folder of .npy/.npz/.binvox files."""
+    """`procedural` (embedded shapes), a 3D ShapeNets `volumetric_data` folder, a voxel file
+    holding many shapes (.npy, .npz, .npy.gz, .npz.gz), or a folder of voxel files (.npy, .npz,
+    .npy.gz, .npz.gz, .binvox, .mat) at any depth."""
     category: str = "chair"
-    """3D ShapeNets category (ignored by other sources)."""
+    """3D ShapeNets source: the category folder."""
+    rotations: list[int] = list(range(1, 13))
+    """3D ShapeNets source: which of the 12 rotations of each model (the `_<n>.mat` suffix,
+    30 degrees apart about the up axis) are loaded, train and test alike; [1] gives the aligned
+    shapes the paper trained on."""
     resolution: Literal[16, 32, 64, 128] = 32
     """Edge of the voxel grid the networks work at (the tutorial: 64)."""
+    up_axis: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = "auto"
+    """File sources: the axis that points up in the files; shapes are turned so that it becomes
+    z (axis 2). auto: each format's convention: .binvox y (ShapeNetCore), .npy/.npz/.mat z."""
     fraction: float = Field(1.0, gt=0.0, le=1.0)
-    """Leading fraction of the training files kept (the tutorial's obj_ratio)."""
+    """Leading fraction of the training shapes kept (the tutorial's obj_ratio)."""
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     """Held-out share for sources that have no train/test split of their own."""
+    split: Literal["shapes", "files"] = "shapes"
+    """File sources: shapes: each distinct shape goes to train or test at random (seeded by
+    data.seed); files: whole files are held out at random, for files that hold related shapes."""
+    pattern: str = "*"
+    """Folder sources: only files whose path below the folder matches this glob are read
+    (e.g. `*.solid.binvox`)."""
+    max_files: int = Field(20000, ge=1)
+    """Folder sources: refuse a folder with more voxel files than this (a mistyped source)."""
     n_shapes: int = Field(600, ge=10)
     """Procedural source: number of shapes generated (train + test)."""
     families: list[str] = ["chair", "table", "lamp"]
     """Procedural source: the shape families mixed in the data set."""
     seed: int = 0
-    """Procedural source: the shapes are a pure function of this seed."""
+    """Procedural source: the shapes are a pure function of this seed; file sources: seeds the
+    random train/test split."""
     cache_dir: str | None = None
-    """Where preprocessed arrays are cached; default $VOXGAN_CACHE or ~/.cache/voxgan."""
+    """3D ShapeNets source: where preprocessed arrays are cached; default $VOXGAN_CACHE or
+    ~/.cache/voxgan."""
+
+    @field_validator("rotations")
+    @classmethod
+    def _known_rotations(cls, rotations: list[int]) -> list[int]:
+        if not rotations or any(not 1 <= n <= 12 for n in rotations):
+            raise ValueError("rotations must be a non-empty list of numbers from 1 to 12")
+        return sorted(set(rotations))
+
+    @model_validator(mode="after")
+    def _keys_act_on_the_source(self) -> DataConfig:
+        from voxgan.data.data_keys import refuse_inert_keys, source_kinds
+
+        # ConfigError is not a ValueError, so pydantic lets it through as the one-line message.
+        refuse_inert_keys(self, source_kinds(self.source), ConfigError)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_inert_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        from voxgan.data.data_keys import active_keys, source_kinds
+
+        return {k: v for k, v in handler(self).items() if k in active_keys(source_kinds(self.source))}
 
 
 class NetConfig(_Strict):

@@ -2,27 +2,34 @@
 
 Reading the 11,868 chair files takes seconds, so each split is preprocessed once and kept on
 disk, bit-packed, in a cache folder outside the data tree (the loader never writes into the
-user's data). A cache file is keyed by (absolute source path, category, split, resolution) and
-carries a fingerprint of the folder (sorted names, sizes, mtime_ns): any added, removed or
-rewritten file makes it stale and it is rebuilt.
+user's data). A cache file is keyed by (absolute source path, category, split, resolution,
+rotations) and carries a fingerprint of the files read (sorted names, sizes, mtime_ns): any
+added, removed or rewritten file makes it stale and it is rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from voxgan.data.voxio import read_mat, resample
+from voxgan.data.resample import resample
+from voxgan.data.voxio import read_mat
 from voxgan.errors import DataError
 
 GRID_FOLDER = "30"
 SPLITS = ("train", "test")
+ALL_ROTATIONS = tuple(range(1, 13))
+"""3D ShapeNets stores each model turned 12 times about the up axis, 30 degrees apart, as
+`<name>_<n>.mat`; rotation 1 is the model as aligned in the data set (chairs face -x)."""
+ROTATION_NAME = re.compile(r"_(\d+)\.mat$")
 CACHE_FORMAT = "voxgan-shapenets-cache-v1"
 """Part of every cache key: bump it when the preprocessing changes so old caches are ignored."""
 
@@ -46,9 +53,11 @@ def default_cache_dir() -> Path:
 
 
 def load_shapenets(
-    root: Path | str, category: str, resolution: int, cache_dir: Path | str | None = None
+    root: Path | str, category: str, resolution: int, cache_dir: Path | str | None = None,
+    rotations: Sequence[int] = ALL_ROTATIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) bool arrays (N, R, R, R) of one category, in sorted file order."""
+    """(train, test) bool arrays (N, R, R, R) of one category, in sorted file order, holding the
+    files of the given rotations (the `_<n>.mat` suffix; all 12 read every .mat file)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
@@ -57,24 +66,38 @@ def load_shapenets(
         found = ", ".join(find_categories(root)) or "none"
         raise DataError(f"{root}: no category '{category}' (found: {found})")
     cache = SplitCache(Path(cache_dir).expanduser() if cache_dir else default_cache_dir())
-    train, test = (load_split(grids / split, resolution, cache, (str(root), category, split)) for split in SPLITS)
+    train, test = (load_split(grids / split, resolution, cache, (str(root), category, split), rotations)
+                   for split in SPLITS)
     return train, test
 
 
-def load_split(folder: Path, resolution: int, cache: SplitCache, key: tuple[str, ...]) -> np.ndarray:
-    """All .mat grids of one split folder at `resolution`, from the cache when it is fresh."""
+def load_split(folder: Path, resolution: int, cache: SplitCache, key: tuple[str, ...],
+               rotations: Sequence[int] = ALL_ROTATIONS) -> np.ndarray:
+    """The .mat grids of one split folder at `resolution`, from the cache when it is fresh."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (a 3D ShapeNets category needs train/ and test/)")
     files = list_mat_files(folder)
     if not files:
         raise DataError(f"{folder}: no .mat files")
+    if set(rotations) != set(ALL_ROTATIONS):
+        files = [entry for entry in files if rotation_of(entry.name, folder) in rotations]
+        if not files:
+            raise DataError(f"{folder}: no .mat files of rotations {list(rotations)}")
     fingerprint = folder_fingerprint(files)
-    cache_key = (*key, str(resolution))
+    cache_key = (*key, str(resolution), ",".join(map(str, sorted(rotations))))
     volumes = cache.get(cache_key, fingerprint)
     if volumes is None:
         volumes = resample(read_mat_files([entry.path for entry in files]), resolution)
         cache.put(cache_key, fingerprint, volumes)
     return volumes
+
+
+def rotation_of(name: str, folder: Path) -> int:
+    """The rotation number of a 3D ShapeNets file name (`chair_000000182_7.mat` -> 7)."""
+    match = ROTATION_NAME.search(name)
+    if not match or not 1 <= int(match.group(1)) <= len(ALL_ROTATIONS):
+        raise DataError(f"{folder / name}: no rotation suffix _1 to _12 in the name, which data.rotations needs")
+    return int(match.group(1))
 
 
 def list_mat_files(folder: Path) -> list[os.DirEntry]:
@@ -125,9 +148,9 @@ class SplitCache:
         self.folder = folder
 
     def path_for(self, key: tuple[str, ...]) -> Path:
-        root, category, split, resolution = key
+        root, category, split, resolution, rotations = key
         digest = hashlib.sha256("\0".join((CACHE_FORMAT, *key)).encode()).hexdigest()[:16]
-        return self.folder / f"shapenets-{category}-{split}-{resolution}-{digest}.npz"
+        return self.folder / f"shapenets-{category}-{split}-{resolution}-{digest}.npz"  # rotations: in the digest
 
     def get(self, key: tuple[str, ...], fingerprint: str) -> np.ndarray | None:
         """The cached array, or None when missing, stale or unreadable (then it is rebuilt)."""
