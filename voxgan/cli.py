@@ -63,7 +63,7 @@ def train_parser() -> Parser:
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, help="YAML config file (e.g. one written by voxgan-search export)")
-    source.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe: tutorial = SEED-SPEC exactly (64^3)")
+    source.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe: tutorial = SEED-SPEC exactly (64^3); paper = the paper's variations; reference = the tutorial with the stabilisers that make it train")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue a run from its checkpoint (into --out)")
     p.add_argument("--out", type=Path, required=True, help="output folder (new or empty, unless resuming into it)")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="epochs between checkpoints (default 10)")
