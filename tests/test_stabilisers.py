@@ -145,9 +145,9 @@ def test_instance_noise_has_the_asked_standard_deviation(tiny_data):
 def test_instance_noise_fades_linearly_to_zero(tiny_data):
     trainer = Trainer(tiny(instance_noise=0.2, instance_noise_kimg=0.1), tiny_data)
     assert trainer.noise_std() == 0.2
-    trainer.train_shapes(48)  # three batches of 16: 0.048 kimg
+    trainer.train_to_kimg(0.048)  # three batches of 16
     assert trainer.noise_std() == pytest.approx(0.2 * (1 - 0.048 / 0.1))
-    trainer.train_shapes(64)
+    trainer.train_to_kimg(0.112)
     volumes = torch.zeros(2, 1, 16, 16, 16)
     assert trainer.noise_std() == 0.0 and trainer._noisy(volumes) is volumes
 
@@ -161,17 +161,17 @@ def test_d_steps_update_d_that_many_times_per_g_step(tiny_data):
 
 
 def test_budgets_in_shapes_resume_exactly_mid_pass(tmp_path, tiny_data):
-    """Training by shapes shown stops mid-pass; a checkpoint there continues the same pass."""
+    """Training to a kimg mark stops mid-pass; a checkpoint there continues the same pass."""
     straight = Trainer(tiny(), tiny_data)
-    straight.train_shapes(100)
-    straight.train_shapes(100)
-    assert straight.shapes_seen == 224  # whole batches of 16: 7 then 7 more
+    straight.train_to_kimg(0.1)
+    straight.train_to_kimg(0.2)
+    assert straight.shapes_seen == 208  # whole batches of 16: 7, then 6 more to pass 200
     first = Trainer(tiny(), tiny_data)
-    first.train_shapes(100)
+    first.train_to_kimg(0.1)
     first.save(tmp_path / "ck.pt")
     resumed = Trainer.resume(tmp_path / "ck.pt", data=tiny_data)
-    resumed.train_shapes(100)
-    assert resumed.kimg == straight.kimg == 0.224
+    resumed.train_to_kimg(0.2)
+    assert resumed.kimg == straight.kimg == 0.208
     assert resumed.history[-1]["g_loss"] == straight.history[-1]["g_loss"]
     assert all(torch.equal(a, b) for a, b in zip(resumed.G.state_dict().values(), straight.G.state_dict().values()))
 
@@ -187,3 +187,17 @@ def test_d_real_is_read_with_batch_statistics_and_moves_nothing(tiny_data):
     probe = copy.deepcopy(trainer.D).train()
     with torch.no_grad():
         assert value == pytest.approx(probe.probability(real.unsqueeze(1).float()).mean().item(), rel=1e-5)
+
+
+def test_a_kimg_budget_stops_at_the_same_iteration_however_it_is_cut(tiny_data):
+    """A search evaluates every 0.05 kimg; a retrain runs the config's kimg budget in passes of
+    the training set. Both end at the same iteration with the same weights."""
+    cfg = tiny(kimg=0.15)
+    search = Trainer(cfg, tiny_data)
+    for mark in (0.05, 0.1, 0.15):
+        search.train_to_kimg(mark)
+    retrain = Trainer(cfg, tiny_data)
+    stretches = list(retrain.train_budget())
+    assert len(stretches) == 2 and stretches[0].kimg < 0.1  # a pass of the 72 shapes, then the rest
+    assert retrain.shapes_seen == search.shapes_seen == 160
+    assert all(torch.equal(a, b) for a, b in zip(retrain.G.state_dict().values(), search.G.state_dict().values()))

@@ -96,13 +96,12 @@ def train_main(argv: list[str] | None = None) -> int:
     trainer.cfg.save(out / "config.yaml")
     print(f"training on {trainer.device}\n{trainer.data.summary.text()}", file=sys.stderr)
 
-    result = {"status": "finished", "epochs": trainer.cfg.epochs}
+    budget = {"epochs": trainer.cfg.epochs} if trainer.cfg.kimg is None else {"kimg": trainer.cfg.kimg}
+    result = {"status": "finished", **budget}
     log = RunLog(out)
-    epochs = range(trainer.epoch, trainer.cfg.epochs)
-    bar = tqdm(epochs, desc="epochs", unit="epoch", disable=args.no_progress, file=sys.stderr)
+    bar = tqdm(trainer.train_budget(), desc="training", unit="stretch", disable=args.no_progress, file=sys.stderr)
     try:
-        for _ in bar:
-            stats = trainer.train_epoch()
+        for stats in bar:
             log.write(stats.as_dict())
             bar.set_postfix(g=f"{stats.g_loss:.3f}", d=f"{stats.d_loss:.3f}", sps=f"{stats.samples_per_s:.0f}")
             if trainer.epoch % args.checkpoint_every == 0:

@@ -182,7 +182,10 @@ class Config(_Strict):
     batch_size: int = Field(32, ge=1, le=4096)
     """Shapes per iteration; an epoch is len(train) // batch_size iterations."""
     epochs: int = Field(100, ge=1)
-    """Passes over the training set (the tutorial suggests 100 to start)."""
+    """Passes over the training set (the tutorial suggests 100 to start); see kimg."""
+    kimg: float | None = Field(None, gt=0.0)
+    """Budget in thousands of real training shapes shown to D, as StyleGAN counts it; when set it
+    replaces `epochs`, so that a budget means the same training on 288 shapes as on 10,668."""
     loss: LossName = "bce"
     """bce: binary cross-entropy from logits (the tutorial); lsgan: least squares on D's raw
     output; hinge: the hinge loss; wgan: the Wasserstein critic (use with gradient_penalty)."""

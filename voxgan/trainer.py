@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ def make_optimizer(params, net: NetConfig, device: torch.device) -> torch.optim.
 
 @dataclass
 class EpochStats:
-    """Means over a stretch of iterations (an epoch, or the shapes asked of `train_shapes`);
+    """Means over a stretch of iterations (an epoch, or up to a kimg mark with `train_to_kimg`);
     d_updates is the share of D steps that updated D; kimg is the total so far."""
 
     epoch: int
@@ -79,8 +80,9 @@ class EpochStats:
 class Trainer:
     """A 3D-GAN training run built from a `Config`.
 
-    `train_epoch()` runs one epoch, `train_shapes(n)` runs until n more real shapes have been shown
-    to D (budgets in kimg); both return the stretch's stats. `evaluate()` scores the generator on
+    `train_epoch()` runs one epoch, `train_to_kimg(k)` runs until k thousand real shapes in all have
+    been shown to D (budgets in kimg), `train_budget()` the config's whole budget; each returns
+    (or yields) a stretch's stats. `evaluate()` scores the generator on
     the held-out real shapes; `save(path)` / `Trainer.resume(path)` checkpoint and continue exactly.
     """
 
@@ -243,15 +245,30 @@ class Trainer:
         self.epoch += 1
         return self._record(self._train(self.iterations_per_epoch()))
 
-    def train_shapes(self, shapes: int) -> EpochStats:
-        """Train until at least `shapes` more real shapes have been shown to D (whole iterations).
-        `epoch` then counts the passes over the training set begun so far."""
+    def train_to_kimg(self, kimg: float) -> EpochStats:
+        """Train until at least `kimg` thousand real shapes in all have been shown to D, in whole
+        iterations. The mark is absolute, so a run stops at the same iteration however its budget
+        is cut into stretches (a search's evaluations, a retrain's epochs). `epoch` then counts the
+        passes over the training set begun so far."""
         per_iteration = min(self.cfg.batch_size, len(self.train_set)) * self.cfg.d_steps
+        iterations = max(0, math.ceil((round(kimg * 1000) - self.shapes_seen) / per_iteration))
         self.epoch = max(self.epoch, math.ceil((self.shapes_seen + 1) / len(self.train_set)))
-        stats = self._train(max(1, math.ceil(shapes / per_iteration)))
+        stats = self._train(iterations) if iterations else None
         self.epoch = math.ceil(self.shapes_seen / len(self.train_set))
+        if stats is None:
+            return EpochStats(self.epoch, *(math.nan,) * 6, seconds=0.0, samples_per_s=0.0, kimg=self.kimg)
         stats.epoch = self.epoch
         return self._record(stats)
+
+    def train_budget(self) -> Iterator[EpochStats]:
+        """The config's budget a stretch at a time: `epochs` epochs, or with `kimg` set, one
+        training set's worth of shapes at a time up to `kimg` thousand."""
+        if self.cfg.kimg is None:
+            while self.epoch < self.cfg.epochs:
+                yield self.train_epoch()
+            return
+        while self.kimg < self.cfg.kimg:
+            yield self.train_to_kimg(min(self.cfg.kimg, self.kimg + len(self.train_set) / 1000))
 
     # ---- sampling and evaluation -----------------------------------------------------------------
 
