@@ -18,7 +18,6 @@ from pathlib import Path
 
 from search.study import load_study
 from voxgan.cli import Parser, run_cli
-from voxgan.errors import VoxganError
 
 SUBCOMMANDS = ("run", "dashboard", "export", "report")
 DEFAULT_RUNS = Path("runs")
@@ -145,6 +144,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["main", "dispatch", "VoxganError"]

@@ -18,6 +18,7 @@ from search.results import CHECKPOINT_ATTR, CURVE_ATTR, EPOCH_ATTR
 from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
 from voxgan.metric_table import REPORTED
 
+DEVICES_ATTR = "cuda_visible_devices"
 RESUMED_ATTR = "resumed_from_epoch"
 """The epoch of the checkpoint a trial continued from after an interrupted run."""
 
@@ -43,6 +44,8 @@ class EvaluationRecord:
         self.trial.set_user_attr(CURVE_ATTR, self.curve)
         if self.report_values and is_finite([result[metric]]):
             self.trial.report(result[metric], result["epoch"])
+        if len(self.curve) == 1 and result.get("cuda_visible_devices"):  # the GPU(s) Ray gave the trial
+            self.trial.set_user_attr(DEVICES_ATTR, result["cuda_visible_devices"])
         if result.get("start_epoch"):
             self.trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
         if result.get("checkpoint_dir_name"):

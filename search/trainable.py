@@ -7,6 +7,7 @@ searcher turns that into a FAIL with the reason as a user attribute the dashboar
 
 from __future__ import annotations
 
+import os
 import tempfile
 import traceback
 from pathlib import Path
@@ -82,7 +83,8 @@ def report_evaluation(trainer: Trainer, finished: bool, start_epoch: int) -> Non
     scores = with_objectives(trainer.evaluate())
     last_epoch = trainer.history[-1]
     metrics = {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED}
-    metrics.update(epoch=trainer.epoch, start_epoch=start_epoch, status="finished" if finished else "running")
+    metrics.update(epoch=trainer.epoch, start_epoch=start_epoch, status="finished" if finished else "running",
+                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         render_grid(trainer.sample(8, trainer.cfg.eval.seed).numpy(), Path(folder) / SAMPLES_NAME, ncols=4,

@@ -3,6 +3,7 @@ searcher on the study, and the progress printer."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -27,9 +28,23 @@ def make_scheduler(spec: StudySpec) -> TrialScheduler:
                          reduction_factor=spec.budget.reduction_factor)
 
 
+def trials_at_once(cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None) -> int:
+    """How many trials the Ray cluster can run at once, capped by --max-concurrent."""
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 1) // cpus_per_trial)
+    if gpus_per_trial > 0:
+        slots = min(slots, int(resources.get("GPU", 0) // gpus_per_trial))
+    return max(1, min(slots, max_concurrent or slots))
+
+
 def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: Path, cpus_per_trial: float,
                 gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None, quiet: bool) -> tune.Tuner:
     """A fresh Ray Tune experiment in `<out>/ray/run-<time>` for the trials this run owes the study."""
+    # With a search algorithm, Ray Tune keeps one trial pending at a time, so trials would start
+    # one worker start-up apart (seconds each on a busy machine); as many as can run are pending.
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(trials_at_once(cpus_per_trial, gpus_per_trial, max_concurrent))
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     ray_dir = (out / "ray").resolve()
     searcher = StudySearcher(spec, opened.study, opened.storage, ray_dir / experiment, artifact_store_for(out),

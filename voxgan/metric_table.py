@@ -46,6 +46,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("d_acc", None, per_epoch=True, reported=False),
     Metric("d_updates", None, per_epoch=True, reported=False),  # the share of iterations that updated D
     Metric("samples_per_s", None, per_epoch=True),
+    Metric("kimg", None, per_epoch=True, reported=False),  # thousands of training shapes shown so far
 )
 """Raw iou_1nna and c2st_acc are allowed as objectives (minimising pushes them toward 0.5 from
 above, where untrained generators start), but the gaps are the honest form. d_real and d_fake
