@@ -10,10 +10,12 @@ and the summary. Adding a dimension is one entry; an entry of `per_net` asks it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from pydantic import BaseModel
 
 from search.space_model import Between, Dim, study_space_model
 from voxgan.config import Config, preset
@@ -65,7 +67,7 @@ SpaceSpec = study_space_model(DIMS)
 """The study file's `space:` section, with the table's defaults."""
 
 
-def asked(space: Any, ask: Any) -> dict[str, Any]:
+def asked(space: BaseModel, ask: Callable[[Dim, list | Between], Any]) -> dict[str, Any]:
     """Walk the table in order, skipping parameters whose condition fails; `ask(dim, domain)`
     gives each value. Returns Optuna params (name -> value)."""
     params: dict[str, Any] = {}
@@ -84,7 +86,7 @@ def ask_trial(trial: optuna.Trial, d: Dim, domain: list | Between) -> Any:
     return trial.suggest_float(d.param, domain.low, domain.high, log=domain.log)
 
 
-def suggest(trial: optuna.Trial, space: Any) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: BaseModel) -> dict[str, Any]:
     """Ask the trial for one point of the space; returns voxgan config keys (nested)."""
     return config_values(asked(space, lambda d, domain: ask_trial(trial, d, domain)))
 
@@ -138,14 +140,15 @@ class Baseline:
     so that the baseline's label stays honest."""
 
 
-def baseline(space: Any) -> Baseline:
+def baseline(space: BaseModel) -> Baseline:
     """The tutorial's recipe moved to the nearest point the space admits."""
     recipe = preset("tutorial")
     params = asked(space, lambda d, domain: nearest(config_value(recipe, d.key), domain))
-    deviations = {p: v for p, v in params.items() if v != config_value(recipe, next(d.key for d in DIMS if d.param == p))}
+    deviations = {d.param: params[d.param] for d in DIMS
+                  if d.param in params and params[d.param] != config_value(recipe, d.key)}
     return Baseline(params, deviations)
 
 
-def baseline_config_values(space: Any) -> dict[str, Any]:
+def baseline_config_values(space: BaseModel) -> dict[str, Any]:
     """The baseline's voxgan config keys."""
     return config_values(baseline(space).params)
