@@ -33,25 +33,25 @@ def test_docs_space_table_is_current():
 
 def test_one_entry_adds_a_conditional_dimension(monkeypatch):
     """A choice for both networks, asked only with Adam/AdamW: suggest, narrowing, baseline, docs."""
-    entry = space.per_net("batch_norm", (True, False), when=("optimizer", space.ADAM))
+    entry = space.per_net("beta2", (0.99, 0.999), when=("optimizer", space.ADAM))
     monkeypatch.setattr(space, "DIMS", space.DIMS + entry)
     monkeypatch.setattr(space, "TABLE", space.TABLE + (entry,))
     model = study_space_model(space.DIMS)
-    narrowed = model.model_validate({"generator": {"batch_norm": False}, "discriminator": {"batch_norm": [False]}})
+    narrowed = model.model_validate({"generator": {"beta2": 0.99}, "discriminator": {"beta2": [0.99]}})
 
     study = optuna.create_study()
     study.enqueue_trial({"g_optimizer": "adam", "d_optimizer": "sgd"})
     trial = study.ask()
     values = space.suggest(trial, narrowed)
-    assert trial.params["g_batch_norm"] is False and "d_batch_norm" not in trial.params
-    assert values["generator"]["batch_norm"] is False and "batch_norm" not in values["discriminator"]
-    assert Config.from_dict(values).generator.batch_norm is False
+    assert trial.params["g_beta2"] == 0.99 and "d_beta2" not in trial.params
+    assert values["generator"]["beta2"] == 0.99 and "beta2" not in values["discriminator"]
+    assert Config.from_dict(values).generator.beta2 == 0.99
 
-    baseline = space.baseline(narrowed)  # the tutorial's Adam asks both; its batch norm is on
-    assert baseline.params["g_batch_norm"] is False and baseline.deviations["d_batch_norm"] is False
-    with pytest.raises(ValidationError, match="generator.batch_norm"):
-        model.model_validate({"generator": {"batch_norm": ["sometimes"]}})
-    assert "`g_batch_norm`, `d_batch_norm`" in space_table_module().space_table()
+    baseline = space.baseline(narrowed)  # the tutorial's Adam asks both; its beta2 is 0.999
+    assert baseline.params["g_beta2"] == 0.99 and baseline.deviations["d_beta2"] == 0.99
+    with pytest.raises(ValidationError, match="generator.beta2"):  # the config key's own bound: < 1
+        model.model_validate({"generator": {"beta2": [1.5]}})
+    assert "`g_beta2`, `d_beta2`" in space_table_module().space_table()
 
 
 def test_one_entry_adds_a_log_scale_range(monkeypatch):
