@@ -311,11 +311,11 @@ def bench_search(trials: int) -> dict:
         run_search(spec, settings)
         wall = time.perf_counter() - start
 
-        trial_times = []
-        for result_file in sorted((out / "ray").glob("*/*/result.json")):
-            lines = [line for line in result_file.read_text().splitlines() if line.strip()]
-            if lines:
-                trial_times.append(float(json.loads(lines[-1])["time_total_s"]))
+        from search.searcher import SECONDS_ATTR
+        from search.storage import open_existing_study
+
+        trials_done = open_existing_study(None, out, None).get_trials(deepcopy=False)
+        trial_times = [t.user_attrs[SECONDS_ATTR] for t in trials_done if SECONDS_ATTR in t.user_attrs]
     trial_total = sum(trial_times)
     counted = len(trial_times)
     return {
@@ -385,7 +385,7 @@ def markdown(results: dict) -> str:
                   "| wall / trial | trial's own time (Ray time_total_s) / trial | overhead / trial | total wall |", "|---|---|---|---|",
                   f"| {s['wall_per_trial_s']:.2f} s | {s['trial_time_per_trial_s']:.2f} s | {s['overhead_per_trial_s']:.2f} s | {s['wall_s']:.1f} s |"]
         if s["trials_timed"] != s["trials"]:
-            lines.append(f"\n(only {s['trials_timed']} of {s['trials']} trials had a result.json)")
+            lines.append(f"\n(only {s['trials_timed']} of {s['trials']} trials recorded their time)")
     else:
         lines.append(results.get("search_note", "skipped"))
     lines += ["", f"<!-- bench-json {json.dumps(results, default=str)} -->", ""]
@@ -405,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", metavar="RxB",
                    help="training configurations as resolution x batch, e.g. 64x32 (default: quick 32x8 32x32 64x8; full all of 64,32 x 8,32,128)")
     p.add_argument("--search-trials", type=int, default=12)
+    p.add_argument("--iou-size", type=int, default=1000, metavar="N", help="shapes on each side of the IoU matrix")
+    p.add_argument("--iou-resolution", type=int, default=64, metavar="R", help="grid of the IoU matrix's shapes")
     p.add_argument("--peak-tflops", type=float, help="bf16 peak of the device, TFLOP/s (default: 989 for an H200, 835 for an H200 NVL)")
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections not to run")
     p.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
@@ -470,8 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             results["training"] = [r for r in results["training"] if (r["resolution"], r["batch"]) != (resolution, batch)] + [row]
             print(f"    reference {row['reference_sps']:.2f}/s, voxgan {row['voxgan_sps']:.2f}/s ({row['ratio']:.2f}x)", flush=True)
     if "iou" not in args.skip:
-        print("  iou_matrix 1000 x 1000 at 64^3 ...", flush=True)
-        results["iou"] = bench_iou(1000, 64, 1 if device.type == "cpu" else 5, device)
+        print(f"  iou_matrix {args.iou_size} x {args.iou_size} at {args.iou_resolution}^3 ...", flush=True)
+        results["iou"] = bench_iou(args.iou_size, args.iou_resolution, 1 if device.type == "cpu" else 5, device)
     if "chairs" in args.skip:
         results.setdefault("chairs_note", "not run")
     elif not (args.chairs / "chair" / "30" / "train").is_dir():

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from search.objective import derived
+from search.objective import with_objectives
 from voxgan import metrics
 from voxgan.config import Config
 from voxgan.data import VoxelDataset, load_dataset
+from voxgan.metric_table import SAMPLE_METRICS
 from voxgan.pictures import render_grid
 from voxgan.trainer import Trainer, evenly_spaced, pick_device
 
-KEYS = ("score", "iou_1nna", "c2st_acc", "iou_mmd", "iou_cov", "diversity", "occupancy_ratio")
 
 
 def train_and_score(cfg: Config, data, save: Path | None = None) -> dict[str, float]:
@@ -38,7 +38,7 @@ def train_and_score(cfg: Config, data, save: Path | None = None) -> dict[str, fl
         save.parent.mkdir(parents=True, exist_ok=True)
         trainer.save(save.with_suffix(".pt"))
         render_grid(trainer.sample(8, cfg.eval.seed).numpy(), save.with_suffix(".png"), ncols=8)
-    return derived(trainer.evaluate())
+    return with_objectives(trainer.evaluate())
 
 
 def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, float]:
@@ -62,7 +62,7 @@ def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, floa
     learn_real, stand_in, fresh = draw(0, part), draw(part, part), draw(2 * part, part)
     scores["c2st_acc"] = metrics.c2st_acc(learn_real, stand_in, real_test, fresh[:len(real_test)],
                                           epochs=ev.c2st_epochs, seed=ev.seed, device=device)
-    return derived(scores)
+    return with_objectives(scores)
 
 
 def dataset_for(cfg: Config, loaded: dict[str, VoxelDataset]) -> VoxelDataset:
@@ -99,7 +99,7 @@ def main() -> None:
 
     print(f"\n| metric | {' | '.join(results)} |")
     print("|---|" + "---|" * len(results))
-    for key in KEYS:
+    for key in SAMPLE_METRICS:
         cells = []
         for entry in results.values():
             values = [run[key] for run in entry["runs"]]

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from search.study import load_study
 from voxgan.cli import Parser, run_cli
-from voxgan.errors import VoxganError
 
 SUBCOMMANDS = ("run", "dashboard", "export", "report")
 DEFAULT_RUNS = Path("runs")
@@ -109,10 +109,17 @@ def report_command(argv: list[str]) -> int:
     _study_source(p)
     p.add_argument("--out", type=Path, default=None, help="folder for the PNG files (default <run>/report)")
     args = p.parse_args(argv)
+    from search.report_warnings import explain
     from search.results import write_report
 
     out = args.out or (args.run or DEFAULT_RUNS / "default") / "report"
-    for path in write_report(_open_study(args), out):
+    study = _open_study(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = write_report(study, out)
+    for line in explain(caught):
+        print(line, file=sys.stderr)
+    for path in written:
         print(path)
     return 0
 
@@ -124,8 +131,6 @@ def dispatch(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    import warnings
-
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
@@ -139,6 +144,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["main", "dispatch", "VoxganError"]

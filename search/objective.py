@@ -6,33 +6,16 @@ set), so they enter as gaps, |x - 0.5| * 2, in [0, 1]. The single-objective `sco
 four terms in [0, 1], each 0 at the ideal:
 
     score = ( nna_gap + c2st_gap + iou_mmd + (1 - iou_cov) ) / 4        (lower is better)
+
+The names and directions of all of them are in `voxgan.metric_table`.
 """
 
 from __future__ import annotations
 
 import math
 
-DIRECTIONS = {
-    "score": "minimize",
-    "nna_gap": "minimize",
-    "c2st_gap": "minimize",
-    "iou_mmd": "minimize",
-    "iou_cov": "maximize",
-    "iou_1nna": "minimize",
-    "c2st_acc": "minimize",
-    "diversity": "maximize",
-}
-"""Objectives a study may declare, with their direction. Raw iou_1nna and c2st_acc are allowed
-(minimising pushes them toward 0.5 from above, where untrained generators start) but the gaps
-are the honest form."""
 
-
-METRIC_KEYS = ("score", "iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "nna_gap", "c2st_gap", "diversity",
-               "occupancy_ratio", "d_real", "d_fake", "g_loss", "d_loss", "samples_per_s")
-"""What a trial reports at each evaluation and stores as Optuna user attributes."""
-
-
-def derived(scores: dict[str, float]) -> dict[str, float]:
+def with_objectives(scores: dict[str, float]) -> dict[str, float]:
     """The metrics plus the gaps and the combined score; NaN in, NaN out (never a fake value)."""
     nna_gap = abs(scores["iou_1nna"] - 0.5) * 2
     c2st_gap = abs(scores["c2st_acc"] - 0.5) * 2

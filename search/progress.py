@@ -1,5 +1,11 @@
 """Live progress for a terminal: one line per evaluation and per finished trial, instead of Ray's
-wide status tables."""
+wide status tables.
+
+Two "best" figures, labelled apart because they differ: `(best X)` on an evaluation line is the
+lowest score any evaluation has reached so far, intermediate ones included; `best finished` on a
+trial's last line is the lowest score of a trial that trained its whole budget, which is what the
+summary (single objective) chooses from.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +16,34 @@ import time
 import optuna
 from ray.tune import Callback
 
-from search.study import StudySpec
+from search.results import CURVE_ATTR, finished_trials
+
+LEGEND = ("progress: one line per evaluation; (best X) is the lowest score of any evaluation so far, "
+          "intermediate ones included; 'best finished' is the lowest of trials that trained their whole budget")
 
 
 def best_score_so_far(study: optuna.Study) -> float:
     """The lowest combined score any earlier evaluation reached, so that a resumed search's
     "best" continues the study's rather than restarting at the first new result."""
     return min((score for trial in study.get_trials(deepcopy=False)
-                for _, score in trial.user_attrs.get("curve", [])), default=math.inf)
+                for _, score in trial.user_attrs.get(CURVE_ATTR, [])), default=math.inf)
+
+
+def best_finished_score(study: optuna.Study) -> float:
+    """The lowest final score of a trial that trained its whole budget."""
+    return min((t.user_attrs.get("score", math.inf) for t in finished_trials(study)), default=math.inf)
 
 
 class ProgressPrinter(Callback):
-    def __init__(self, spec: StudySpec, quiet: bool = False, best: float = math.inf):
-        self.spec = spec
+    def __init__(self, quiet: bool = False, best: float = math.inf, best_finished: float = math.inf):
         self.quiet = quiet
         self.best = best
+        self.best_finished = best_finished
         self.done = 0
         self.start = time.monotonic()
+        self.say(LEGEND)
 
-    def _print(self, line: str) -> None:
+    def say(self, line: str) -> None:
         if not self.quiet:
             elapsed = time.monotonic() - self.start
             print(f"[{elapsed:7.1f}s] {line}", file=sys.stderr, flush=True)
@@ -37,7 +52,7 @@ class ProgressPrinter(Callback):
         if result.get("status") not in ("running", "finished"):
             return
         self.best = min(self.best, result["score"])
-        self._print(f"trial {trial.config.get('optuna_trial', '?'):>4} epoch {result['epoch']:>3}  score {result['score']:.3f}  "
+        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} epoch {result['epoch']:>3}  score {result['score']:.3f}  "
                     f"1-NNA {result['iou_1nna']:.3f}  C2ST {result['c2st_acc']:.3f}  MMD {result['iou_mmd']:.3f}  "
                     f"COV {result['iou_cov']:.2f}  (best {self.best:.3f})")
 
@@ -47,9 +62,13 @@ class ProgressPrinter(Callback):
         status = last.get("status", "?")
         if status == "running":
             status = "stopped early"
+        if status == "finished" and isinstance(last.get("score"), float) and math.isfinite(last["score"]):
+            self.best_finished = min(self.best_finished, last["score"])
+            status = f"finished, score {last['score']:.3f}"
         reason = f": {last['reason']}" if last.get("reason") else ""
-        self._print(f"trial {trial.config.get('optuna_trial', '?'):>4} {status}{reason}  ({self.done} done this run)")
+        best = f", best finished {self.best_finished:.3f}" if math.isfinite(self.best_finished) else ""
+        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {status}{reason}  ({self.done} done this run{best})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.done += 1
-        self._print(f"trial {trial.config.get('optuna_trial', '?'):>4} crashed ({self.done} done this run)")
+        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} crashed ({self.done} done this run)")

@@ -13,13 +13,16 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.objective import METRIC_KEYS
 from voxgan.config import Config
 from voxgan.errors import VoxganError
+from voxgan.metric_table import REPORTED, SUMMARY_ROWS
 
 BASELINE_ATTR = "baseline"
 CONFIG_ATTR = "config"
 CHECKPOINT_ATTR = "checkpoint"
+CURVE_ATTR = "curve"
+"""[[epoch, score], ...] of every evaluation."""
+EPOCH_ATTR = "epoch"
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -125,11 +128,11 @@ def plot_learning_curves(study: optuna.Study, top: int = 5) -> None:
 
     trials = sorted(finished_trials(study), key=lambda t: t.user_attrs.get("score", float("inf")))[:top]
     base = baseline_trial(study)
-    if base is not None and base not in trials and base.user_attrs.get("curve"):
+    if base is not None and base not in trials and base.user_attrs.get(CURVE_ATTR):
         trials.append(base)
     _, ax = plt.subplots()
     for trial in trials:
-        curve = trial.user_attrs.get("curve", [])
+        curve = trial.user_attrs.get(CURVE_ATTR, [])
         label = f"trial {trial.number}" + (" (tutorial baseline)" if trial.user_attrs.get(BASELINE_ATTR) else "")
         ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", label=label,
                 linestyle="--" if trial.user_attrs.get(BASELINE_ATTR) else "-")
@@ -152,8 +155,8 @@ def summary(study: optuna.Study) -> dict:
             "number": trial.number,
             "state": trial.state.name,
             "values": trial.values,
-            "epoch": trial.user_attrs.get("epoch"),
-            "metrics": {key: trial.user_attrs[key] for key in METRIC_KEYS if key in trial.user_attrs},
+            "epoch": trial.user_attrs.get(EPOCH_ATTR),
+            "metrics": {key: trial.user_attrs[key] for key in REPORTED if key in trial.user_attrs},
             "params": trial.params,
         }
 
@@ -162,19 +165,6 @@ def summary(study: optuna.Study) -> dict:
         counts[trial.state.name] += 1
     return {"study": study.study_name, "objectives": study.metric_names, "trials": {k: v for k, v in counts.items() if v},
             "best": describe(best), "baseline": describe(base)}
-
-
-SUMMARY_ROWS = (
-    ("score", "score (lower is better)"),
-    ("iou_1nna", "1-NNA (0.5 ideal)"),
-    ("c2st_acc", "C2ST accuracy (0.5 ideal)"),
-    ("iou_mmd", "MMD, 1 - IoU (lower)"),
-    ("iou_cov", "COV (higher)"),
-    ("diversity", "diversity"),
-    ("occupancy_ratio", "occupancy ratio (1 ideal)"),
-    ("d_real", "D(x)"),
-    ("d_fake", "D(G(z))"),
-)
 
 
 def format_summary(result: dict) -> str:

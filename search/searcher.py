@@ -1,17 +1,15 @@
-"""Ray Tune's OptunaSearch, corrected so that the Optuna study tells the truth about every trial.
+"""A Ray Tune searcher that asks and tells the harness's Optuna study, so the study tells the truth.
 
-Measured with ray 2.60 / optuna 5.0, the stock searcher records trials that ASHA stopped as
-COMPLETE, leaves a trial RUNNING forever when its result is NaN (Optuna refuses the value and
-Ray only logs a warning), and keeps no link from an Optuna trial to its Ray trial or
-checkpoint. This subclass:
+Written against Ray Tune's public `Searcher` interface (`suggest`, `on_trial_result`,
+`on_trial_complete`) and Optuna's public ask/tell/report/set_user_attr on the one `Study` the
+harness owns. It:
 
-- tells PRUNED for trials stopped before their budget, after reporting their last value as an
-  intermediate value (single objective; Optuna refuses intermediate values with several);
-- tells FAIL for non-finite values, diverged or errored trials, with the reason as a user attribute;
-- stores each trial's full voxgan config, metrics, learning curve, Ray trial id and checkpoint
-  path as user attributes, and its rendered samples as an artifact while it is running;
-- can re-attach Optuna trials left RUNNING by an interrupted driver to new Ray trials, which
-  continue from the trial's last checkpoint (`resume`).
+- asks the study for each new trial (define-by-run over the space table), or hands a trial an
+  interrupted run left RUNNING to a new Ray trial, which continues from the trial's checkpoint;
+- records every evaluation on the Optuna trial (`search.evaluation_record`);
+- tells PRUNED for trials the scheduler stopped before their budget (their last value is already
+  an intermediate value), FAIL with a reason for non-finite values, diverged, errored or crashed
+  trials, and COMPLETE with the objectives' values otherwise.
 """
 
 from __future__ import annotations
@@ -21,116 +19,94 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
-from search.objective import METRIC_KEYS, is_finite
-from search.results import BASELINE_ATTR, CHECKPOINT_ATTR, CONFIG_ATTR
+from search.evaluation_record import EvaluationRecord
+from search.objective import is_finite
+from search.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
 from search.space import suggest
 from search.study import StudySpec
-from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
 
 REASON_ATTR = "fail_reason"
-RESUMED_ATTR = "resumed_from_epoch"
-"""The epoch of the checkpoint a trial continued from after an interrupted run."""
+RAY_TRIAL_ATTR = "ray_trial_id"
+SECONDS_ATTR = "seconds"
+"""The trial's own time in this run (Ray's time_total_s): training, evaluation, checkpoints."""
 
 
-class StudySearcher(OptunaSearch):
+class StudySearcher(Searcher):
     def __init__(self, spec: StudySpec, study: optuna.Study, storage: optuna.storages.BaseStorage,
-                 experiment_dir: Path, artifact_store: FileSystemArtifactStore, resume_trial_ids: list[int]):
-        self.spec = spec
-        self.experiment_dir = experiment_dir
-        self.artifact_store = artifact_store
-        self._to_resume = list(resume_trial_ids)
-        self._curves: dict[str, list[list[float]]] = {}
+                 experiment_dir: Path, artifact_store: FileSystemArtifactStore, resume: list[int]):
         single = not spec.multi_objective
-        super().__init__(
-            space=self._define,
-            metric=spec.objectives[0] if single else spec.objectives,
-            mode=("min" if spec.directions[0] == "minimize" else "max") if single
-            else ["min" if d == "minimize" else "max" for d in spec.directions],
-            sampler=study.sampler,
-            study_name=study.study_name,
-            storage=storage,
-        )
+        modes = ["min" if d == "minimize" else "max" for d in spec.directions]
+        super().__init__(metric=spec.objectives[0] if single else spec.objectives, mode=modes[0] if single else modes)
+        self.spec = spec
+        self.study = study
+        self.storage = storage
+        self.to_resume = list(resume)
+        """Numbers of Optuna trials an interrupted run left RUNNING, continued before new ones are asked."""
+        self.records: dict[str, EvaluationRecord] = {}
+        self.told: set[str] = set()
+        self.record_kwargs = {"experiment_dir": experiment_dir, "artifact_store": artifact_store,
+                              "report_values": single}
 
     # ---- asking ---------------------------------------------------------------------------------
 
-    def _define(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Define-by-run: the study's space, composed into a complete voxgan config."""
-        cfg = self.spec.trial_config(suggest(trial, self.spec.space)).to_dict()
-        trial.set_user_attr(CONFIG_ATTR, cfg)
-        return {"voxgan": cfg, "optuna_trial": trial.number}
-
     def suggest(self, trial_id: str) -> dict | None:
-        if self._to_resume:
-            return self._reattach(trial_id, self._to_resume.pop(0))
-        config = super().suggest(trial_id)
-        self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
+        if self.to_resume:
+            return self.reattach(trial_id, self.to_resume.pop(0))
+        trial = self.study.ask()
+        config = self.trial_config(trial)
+        self.start_record(trial_id, trial, [])
+        return {"voxgan": config, "optuna_trial": trial.number}
+
+    def trial_config(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Define-by-run over the study's space, composed into a complete voxgan config, stored."""
+        config = self.spec.trial_config(suggest(trial, self.spec.space)).to_dict()
+        trial.set_user_attr(CONFIG_ATTR, config)
         return config
 
-    def _reattach(self, trial_id: str, optuna_trial_id: int) -> dict:
+    def reattach(self, trial_id: str, number: int) -> dict:
         """Give a RUNNING Optuna trial of an interrupted run to a new Ray trial."""
-        ot_trial = optuna.Trial(self._ot_study, optuna_trial_id)
-        self._ot_trials[trial_id] = ot_trial
-        stored = self._ot_study._storage.get_trial(optuna_trial_id)
-        attrs = stored.user_attrs
-        self._curves[trial_id] = [list(p) for p in attrs.get("curve", [])]
-        ot_trial.set_user_attr("ray_trial_id", trial_id)
-        if not self.spec.multi_objective:
-            # A driver killed between storing an evaluation's curve point and its intermediate
-            # value lost the latter; the curve is the record, so the pruner's copy is restored.
-            for epoch, score in self._curves[trial_id]:
-                if epoch not in stored.intermediate_values and is_finite([score]):
-                    ot_trial.report(score, epoch)
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        optuna_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        stored = self.storage.get_trial(optuna_id)
+        trial = optuna.trial.Trial(self.study, optuna_id)
+        record = self.start_record(trial_id, trial, stored.user_attrs.get(CURVE_ATTR, []))
+        record.restore_lost_reports(stored.intermediate_values)
         # A driver killed between asking a trial and storing its config leaves only the params:
         # replaying define-by-run on the same trial returns them and stores the config.
-        cfg = attrs[CONFIG_ATTR] if CONFIG_ATTR in attrs else self._define(ot_trial)["voxgan"]
-        return {"voxgan": cfg, "optuna_trial": ot_trial.number, "resume_from": attrs.get(CHECKPOINT_ATTR)}
+        config = stored.user_attrs.get(CONFIG_ATTR) or self.trial_config(trial)
+        return {"voxgan": config, "optuna_trial": number, "resume_from": stored.user_attrs.get(CHECKPOINT_ATTR)}
+
+    def start_record(self, trial_id: str, trial: optuna.Trial, curve: list) -> EvaluationRecord:
+        trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
+        self.records[trial_id] = EvaluationRecord(trial, trial_id, curve, **self.record_kwargs)
+        return self.records[trial_id]
 
     # ---- results --------------------------------------------------------------------------------
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._record(trial_id, result)
-
-    def _record(self, trial_id: str, result: dict) -> None:
-        """Store an evaluation on the Optuna trial: metrics, curve, checkpoint, samples, and the
-        intermediate value. Called for every result and again at completion, because Ray hands
-        the result on which a scheduler stops a trial to `on_trial_complete` alone."""
-        curve = self._curves.setdefault(trial_id, [])
-        if result.get("status") not in ("running", "finished") or (curve and curve[-1][0] == result["epoch"]):
-            return
-        ot_trial = self._ot_trials[trial_id]
-        curve.append([result["epoch"], result["score"]])
-        for key in METRIC_KEYS:
-            ot_trial.set_user_attr(key, result[key])
-        ot_trial.set_user_attr("epoch", result["epoch"])
-        ot_trial.set_user_attr("curve", curve)
-        if not self.spec.multi_objective and is_finite([result[self.metric]]):
-            ot_trial.report(result[self.metric], result["epoch"])
-        if result.get("start_epoch"):
-            ot_trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
-        if result.get("checkpoint_dir_name"):
-            folder = self.experiment_dir / trial_id / result["checkpoint_dir_name"]
-            ot_trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))
-            if (folder / SAMPLES_NAME).is_file():  # artifacts attach only while the trial runs
-                upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / SAMPLES_NAME),
-                                study_or_trial=ot_trial, mimetype="image/png")
+        if trial_id in self.records:
+            self.records[trial_id].add(result, self.metric)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self.told or trial_id not in self.records:
             return
+        record = self.records[trial_id]
         if result and not error:
-            self._record(trial_id, result)
-        ot_trial = self._ot_trials[trial_id]
-        state, values, reason = self._verdict(result, error)
+            # Ray hands the result on which a scheduler stops a trial to this call alone.
+            record.add(result, self.metric)
+        state, values, reason = self.verdict(result, error)
         if reason:
-            ot_trial.set_user_attr(REASON_ATTR, reason)
-        self._ot_study.tell(ot_trial, values, state=state, skip_if_finished=True)
-        self._completed_trials.add(trial_id)
+            record.trial.set_user_attr(REASON_ATTR, reason)
+        if result and isinstance(result.get("time_total_s"), float):
+            record.trial.set_user_attr(SECONDS_ATTR, result["time_total_s"])
+        self.study.tell(record.trial, values, state=state, skip_if_finished=True)
+        self.told.add(trial_id)
 
-    def _verdict(self, result: dict | None, error: bool) -> tuple[TrialState, list[float] | None, str | None]:
+    def verdict(self, result: dict | None, error: bool) -> tuple[TrialState, list[float] | None, str | None]:
         """(state, values, reason) for a trial that ended."""
         if error:
             return TrialState.FAIL, None, "the trial's process crashed (see its error.txt in the Ray folder)"
@@ -142,19 +118,8 @@ class StudySearcher(OptunaSearch):
         if not is_finite(values):
             return TrialState.FAIL, None, f"non-finite objective values {values}"
         if result.get("status") != "finished":
-            # Stopped by the scheduler before its budget: its last value is already an intermediate value.
             return TrialState.PRUNED, None, None
         return TrialState.COMPLETE, values, None
 
-
-def stale_running_trials(study: optuna.Study) -> list[int]:
-    """Optuna trial ids left RUNNING by an interrupted driver, in order."""
-    return [t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-
-
-def enqueue_baseline(study: optuna.Study, spec: StudySpec) -> None:
-    """The tutorial's recipe as the first trial of a new study."""
-    from search.space import baseline_params
-
-    params, deviations = baseline_params(spec.space)
-    study.enqueue_trial(params, user_attrs={BASELINE_ATTR: True, "baseline_deviations": deviations})
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the Optuna storage is the searcher's state, and `--resume` reads it."""

@@ -1,202 +1,154 @@
-"""The search space, define-by-run: each trial's questions depend on its earlier answers.
+"""The search space as one table: each entry is an Optuna parameter, its config key, its default
+range and the condition under which it is asked.
 
-The optimiser chosen for a network decides which of its parameters exist (beta1 for Adam/AdamW,
-momentum for SGD/RMSprop, a learning rate on Adadelta's own scale), so Optuna sees real
-conditional parameters. A study file narrows any dimension, or fixes it with a single value.
-The tutorial's recipe (SEED-SPEC) is the first trial of every study: `baseline_params`.
+The table drives everything that needs the space: `suggest` (define-by-run, so conditional
+parameters are real: beta1 exists only for Adam/AdamW), the study file's `space:` section (which
+narrows any dimension, or fixes it with a single value), the tutorial baseline (read from the
+`tutorial` preset, moved to the nearest point the space admits), the table in docs/search.md
+and the summary. Adding a dimension is one entry; an entry of `per_net` asks it for both networks.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
 
-from voxgan.config import Activation, OptimizerName
+from search.space_model import Between, Dim, study_space_model
+from voxgan.config import Config, preset
 
-LossName = Literal["bce", "lsgan", "hinge"]
+
+def dim(param: str, default: tuple | Between, key: str | None = None, when: tuple[str, tuple] | None = None,
+        study_key: str | None = None, note: str = "") -> tuple[Dim]:
+    """One parameter; `key` defaults to `param`, `study_key` (the study file's key) to `key`."""
+    key = key or param
+    condition = (when[0], tuple(when[1])) if when else None
+    return (Dim(param, key, default, condition, study_key or key, note),)
+
+
+def per_net(name: str, default: tuple | Between, when: tuple[str, tuple] | None = None,
+            study_name: str | None = None, note: str = "") -> tuple[Dim, Dim]:
+    """The same parameter for the generator (`g_<name>`, config key `generator.<name>`) and the
+    discriminator (`d_<name>`); a condition names a parameter of the same network."""
+    return tuple(  # type: ignore[return-value]
+        Dim(f"{prefix}_{study_name or name}", f"{net}.{name}", default,
+            (f"{prefix}_{when[0]}", tuple(when[1])) if when else None, f"{net}.{study_name or name}", note)
+        for net, prefix in NETS.items())
+
+
 NETS = {"generator": "g", "discriminator": "d"}
+ADAM = ("adam", "adamw")
+MOMENTUM = ("sgd", "rmsprop")
+
+TABLE: tuple[tuple[Dim, ...], ...] = (
+    dim("batch_size", (8, 16, 32, 64, 128)),
+    per_net("optimizer", ("adam", "adamw", "sgd", "rmsprop", "adadelta")),
+    per_net("lr", Between(1e-5, 1e-1, log=True), when=("optimizer", ADAM + MOMENTUM)),
+    per_net("lr", Between(0.05, 5.0, log=True), when=("optimizer", ("adadelta",)), study_name="adadelta_lr",
+            note="Adadelta's rate is a multiplier near 1, on another scale than the others'"),
+    per_net("beta1", Between(0.1, 0.95), when=("optimizer", ADAM)),
+    per_net("momentum", Between(0.5, 0.99), when=("optimizer", MOMENTUM)),
+    per_net("activation", ("relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid")),
+    per_net("width", (8, 16, 32, 64)),
+    per_net("extra_depth", Between(0, 2, integer=True), note="stride-1 blocks beyond the minimum"),
+    dim("latent_size", (32, 64, 128, 200)),
+    dim("latent_dist", ("normal", "uniform"), note="normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's"),
+    dim("latent_std", Between(0.1, 1.0, log=True), when=("latent_dist", ("normal",))),
+    dim("d_accuracy_threshold", (None, 0.8), note="the paper's rule off, or D updated only below 80% accuracy"),
+    dim("loss", ("bce", "lsgan", "hinge")),
+)
+"""Entries in the order Optuna is asked: a condition names a parameter asked before it."""
+
+DIMS: tuple[Dim, ...] = tuple(d for entry in TABLE for d in entry)
+SpaceSpec = study_space_model(DIMS)
+"""The study file's `space:` section, with the table's defaults."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def asked(space: BaseModel, ask: Callable[[Dim, list | Between], Any]) -> dict[str, Any]:
+    """Walk the table in order, skipping parameters whose condition fails; `ask(dim, domain)`
+    gives each value. Returns Optuna params (name -> value)."""
+    params: dict[str, Any] = {}
+    for d in DIMS:
+        if d.when is None or params.get(d.when[0]) in d.when[1]:
+            params[d.param] = ask(d, d.domain(space))
+    return params
 
 
-class FloatRange(_Strict):
-    low: float = Field(gt=0.0)
-    high: float = Field(gt=0.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> FloatRange:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) is above high ({self.high})")
-        return self
+def ask_trial(trial: optuna.Trial, d: Dim, domain: list | Between) -> Any:
+    """The Optuna call for one dimension."""
+    if not isinstance(domain, Between):
+        return trial.suggest_categorical(d.param, domain)
+    if domain.integer:
+        return trial.suggest_int(d.param, int(domain.low), int(domain.high), log=domain.log)
+    return trial.suggest_float(d.param, domain.low, domain.high, log=domain.log)
 
 
-class IntRange(_Strict):
-    low: int = Field(ge=0, le=8)
-    high: int = Field(ge=0, le=8)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> IntRange:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) is above high ({self.high})")
-        return self
-
-
-def _as_list(value: Any) -> Any:
-    """A single value fixes a dimension: `loss: bce` means `loss: [bce]`."""
-    return value if isinstance(value, list) else [value]
-
-
-def _non_empty(values: list) -> list:
-    if not values:
-        raise ValueError("an empty list of choices leaves nothing to search")
-    if len(set(map(repr, values))) != len(values):
-        raise ValueError(f"choices repeat: {values}")
-    return values
-
-
-class NetSpace(_Strict):
-    """One network's part of the space; names are prefixed g_ / d_ in Optuna."""
-
-    optimizer: list[OptimizerName] = ["adam", "adamw", "sgd", "rmsprop", "adadelta"]
-    lr: FloatRange = FloatRange(low=1e-5, high=1e-1)
-    adadelta_lr: FloatRange = FloatRange(low=0.05, high=5.0)
-    """Adadelta's learning rate is a multiplier near 1, on another scale than the others'."""
-    beta1: FloatRange = FloatRange(low=0.1, high=0.95)
-    momentum: FloatRange = FloatRange(low=0.5, high=0.99)
-    activation: list[Activation] = ["relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid"]
-    width: list[int] = [8, 16, 32, 64]
-    extra_depth: IntRange = IntRange(low=0, high=2)
-
-    _lists = field_validator("optimizer", "activation", "width", mode="before")(_as_list)
-    _filled = field_validator("optimizer", "activation", "width")(_non_empty)
-
-    @field_validator("width")
-    @classmethod
-    def _positive_width(cls, widths: list[int]) -> list[int]:
-        if min(widths) < 1:
-            raise ValueError(f"widths must be at least 1, got {widths}")
-        return widths
-
-
-class SpaceSpec(_Strict):
-    batch_size: list[int] = [8, 16, 32, 64, 128]
-    generator: NetSpace = Field(default_factory=NetSpace)
-    discriminator: NetSpace = Field(default_factory=NetSpace)
-    latent_size: list[int] = [32, 64, 128, 200]
-    latent_dist: list[Literal["normal", "uniform"]] = ["normal", "uniform"]
-    """normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's."""
-    latent_std: FloatRange = FloatRange(low=0.1, high=1.0)
-    d_accuracy_threshold: list[float | None] = [None, 0.8]
-    """None: D always updates; a number: the paper's rule."""
-    loss: list[LossName] = ["bce", "lsgan", "hinge"]
-
-    _lists = field_validator("batch_size", "latent_size", "latent_dist", "d_accuracy_threshold", "loss", mode="before")(_as_list)
-    _filled = field_validator("batch_size", "latent_size", "latent_dist", "d_accuracy_threshold", "loss")(_non_empty)
-
-    @field_validator("batch_size", "latent_size")
-    @classmethod
-    def _positive(cls, values: list[int]) -> list[int]:
-        if min(values) < 1:
-            raise ValueError(f"must be at least 1, got {values}")
-        return values
-
-    @field_validator("d_accuracy_threshold")
-    @classmethod
-    def _probability(cls, values: list[float | None]) -> list[float | None]:
-        if any(v is not None and not 0.0 < v <= 1.0 for v in values):
-            raise ValueError(f"thresholds are accuracies in (0, 1] or null, got {values}")
-        return values
-
-
-def _suggest_net(trial: optuna.Trial, prefix: str, net: NetSpace) -> dict[str, Any]:
-    optimizer = trial.suggest_categorical(f"{prefix}_optimizer", net.optimizer)
-    lr_range = net.adadelta_lr if optimizer == "adadelta" else net.lr
-    values: dict[str, Any] = {
-        "optimizer": optimizer,
-        "lr": trial.suggest_float(f"{prefix}_{'adadelta_lr' if optimizer == 'adadelta' else 'lr'}", lr_range.low, lr_range.high, log=True),
-        "activation": trial.suggest_categorical(f"{prefix}_activation", net.activation),
-        "width": trial.suggest_categorical(f"{prefix}_width", net.width),
-        "extra_depth": trial.suggest_int(f"{prefix}_extra_depth", net.extra_depth.low, net.extra_depth.high),
-    }
-    if optimizer in ("adam", "adamw"):
-        values["beta1"] = trial.suggest_float(f"{prefix}_beta1", net.beta1.low, net.beta1.high)
-    elif optimizer in ("sgd", "rmsprop"):
-        values["momentum"] = trial.suggest_float(f"{prefix}_momentum", net.momentum.low, net.momentum.high)
-    return values
-
-
-def suggest(trial: optuna.Trial, space: SpaceSpec) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: BaseModel) -> dict[str, Any]:
     """Ask the trial for one point of the space; returns voxgan config keys (nested)."""
-    values = {
-        "batch_size": trial.suggest_categorical("batch_size", space.batch_size),
-        "generator": _suggest_net(trial, "g", space.generator),
-        "discriminator": _suggest_net(trial, "d", space.discriminator),
-        "latent_size": trial.suggest_categorical("latent_size", space.latent_size),
-        "latent_dist": trial.suggest_categorical("latent_dist", space.latent_dist),
-        "d_accuracy_threshold": trial.suggest_categorical("d_accuracy_threshold", space.d_accuracy_threshold),
-        "loss": trial.suggest_categorical("loss", space.loss),
-    }
-    if values["latent_dist"] == "normal":
-        values["latent_std"] = trial.suggest_float("latent_std", space.latent_std.low, space.latent_std.high, log=True)
-    return values
+    return config_values(asked(space, lambda d, domain: ask_trial(trial, d, domain)))
+
+
+def config_values(params: dict[str, Any]) -> dict[str, Any]:
+    """Optuna params -> nested voxgan config keys."""
+    out: dict[str, Any] = {}
+    for d in DIMS:
+        if d.param in params:
+            *parents, leaf = d.key.split(".")
+            node = out
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = params[d.param]
+    return out
+
+
+def config_value(cfg: Config, key: str) -> Any:
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 # ---- the tutorial's recipe as a point of the space ---------------------------------------------
 
-TUTORIAL = {
-    "batch_size": 32,
-    "latent_size": 200,
-    "latent_dist": "normal",
-    "latent_std": 0.33,
-    "d_accuracy_threshold": None,
-    "loss": "bce",
-    "g_optimizer": "adam", "g_lr": 0.0025, "g_beta1": 0.5, "g_activation": "relu", "g_width": 64, "g_extra_depth": 0,
-    "d_optimizer": "adam", "d_lr": 1e-5, "d_beta1": 0.9, "d_activation": "leaky_relu", "d_width": 64, "d_extra_depth": 0,
-}
+
+def tutorial_params() -> dict[str, Any]:
+    """The `tutorial` preset (SEED-SPEC) as Optuna params, whatever a study's space admits."""
+    recipe = preset("tutorial")
+    return asked(SpaceSpec(), lambda d, _: config_value(recipe, d.key))
 
 
-def _nearest(value: Any, choices: list) -> Any:
-    if value in choices:
+def nearest(value: Any, domain: list | Between) -> Any:
+    """The point of a domain closest to `value`: itself, the nearest number, or the first choice."""
+    if isinstance(domain, Between):
+        return type(domain.low)(min(max(value, domain.low), domain.high))
+    if value in domain:
         return value
-    numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+    numbers = [c for c in domain if isinstance(c, (int, float)) and not isinstance(c, bool)]
     if isinstance(value, (int, float)) and numbers:
         return min(numbers, key=lambda c: abs(c - value))
-    return choices[0]
+    return domain[0]
 
 
-def baseline_params(space: SpaceSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The tutorial's recipe as Optuna params, moved to the nearest point the space admits.
-
-    Returns (params, deviations): deviations name what the space forced away from the tutorial
-    (e.g. width 64 -> 16 in a CPU-sized study), so the baseline's label stays honest.
-    """
-    params: dict[str, Any] = {}
-    for key in ("batch_size", "latent_size", "latent_dist", "d_accuracy_threshold", "loss"):
-        params[key] = _nearest(TUTORIAL[key], getattr(space, key))
-    if params["latent_dist"] == "normal":
-        params["latent_std"] = min(max(TUTORIAL["latent_std"], space.latent_std.low), space.latent_std.high)
-    for net_name, prefix in NETS.items():
-        net: NetSpace = getattr(space, net_name)
-        optimizer = _nearest(TUTORIAL[f"{prefix}_optimizer"], net.optimizer)
-        params[f"{prefix}_optimizer"] = optimizer
-        lr_key, lr_range = (f"{prefix}_adadelta_lr", net.adadelta_lr) if optimizer == "adadelta" else (f"{prefix}_lr", net.lr)
-        params[lr_key] = min(max(TUTORIAL[f"{prefix}_lr"], lr_range.low), lr_range.high)
-        params[f"{prefix}_activation"] = _nearest(TUTORIAL[f"{prefix}_activation"], net.activation)
-        params[f"{prefix}_width"] = _nearest(TUTORIAL[f"{prefix}_width"], net.width)
-        params[f"{prefix}_extra_depth"] = min(max(0, net.extra_depth.low), net.extra_depth.high)
-        if optimizer in ("adam", "adamw"):
-            params[f"{prefix}_beta1"] = min(max(TUTORIAL[f"{prefix}_beta1"], net.beta1.low), net.beta1.high)
-        elif optimizer in ("sgd", "rmsprop"):
-            params[f"{prefix}_momentum"] = net.momentum.high
-    deviations = {k: v for k, v in params.items() if k in TUTORIAL and TUTORIAL[k] != v}
-    return params, deviations
+@dataclass
+class Baseline:
+    params: dict[str, Any]
+    deviations: dict[str, Any]
+    """What the space forced away from the tutorial (e.g. width 64 -> 16 in a CPU-sized study),
+    so that the baseline's label stays honest."""
 
 
-def baseline_suggestion(space: SpaceSpec) -> dict[str, Any]:
-    """The baseline's voxgan config keys, by replaying `suggest` on a fixed trial."""
-    params, _ = baseline_params(space)
-    return suggest(optuna.trial.FixedTrial(params), space)
+def baseline(space: BaseModel) -> Baseline:
+    """The tutorial's recipe moved to the nearest point the space admits."""
+    recipe = preset("tutorial")
+    params = asked(space, lambda d, domain: nearest(config_value(recipe, d.key), domain))
+    deviations = {d.param: params[d.param] for d in DIMS
+                  if d.param in params and params[d.param] != config_value(recipe, d.key)}
+    return Baseline(params, deviations)
+
+
+def baseline_config_values(space: BaseModel) -> dict[str, Any]:
+    """The baseline's voxgan config keys."""
+    return config_values(baseline(space).params)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
 
 from voxgan.errors import VoxganError
@@ -31,6 +32,26 @@ def connect(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise VoxganError(f"cannot open Optuna storage {_redact(url)}: {first}") from None
+
+
+def write_fast(storage: optuna.storages.BaseStorage) -> None:
+    """A SQLite study that a search writes to: write-ahead log, synced at checkpoints rather than
+    at every commit. A search commits some 40 times per trial (each parameter, metric and
+    intermediate value is one Optuna call), and a synced commit costs 10-15 ms on a busy disk;
+    this makes it 2-3 ms. A killed process still loses nothing committed; a power cut can lose the
+    last commits but never corrupts the file. Set only once the study is accepted, so that a
+    refused run leaves an existing file as it was."""
+    if not isinstance(storage, optuna.storages.RDBStorage) or storage.engine.dialect.name != "sqlite":
+        return
+
+    def on_connect(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # pooled connections reconnect with the settings
 
 
 def _redact(url: str) -> str:

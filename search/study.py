@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from search.objective import DIRECTIONS
 from search.space import SpaceSpec
 from voxgan.config import Config, DataConfig, apply_overrides, describe_validation_error, read_yaml
 from voxgan.errors import ConfigError
+from voxgan.metric_table import OBJECTIVES
 
 STUDIES_DIRS = (
     Path(__file__).resolve().parent.parent / "studies",  # a source checkout (editable install)
@@ -63,18 +63,18 @@ class StudySpec(_Strict):
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = 0
     resources: Resources = Field(default_factory=Resources)
-    space: SpaceSpec = Field(default_factory=SpaceSpec)
+    space: SpaceSpec = Field(default_factory=SpaceSpec)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _known_objectives(self) -> StudySpec:
-        unknown = [name for name in self.objectives if name not in DIRECTIONS]
+        unknown = [name for name in self.objectives if name not in OBJECTIVES]
         if unknown or not self.objectives or len(set(self.objectives)) != len(self.objectives):
-            raise ValueError(f"objectives must be distinct names from {sorted(DIRECTIONS)}, got {self.objectives}")
+            raise ValueError(f"objectives must be distinct names from {sorted(OBJECTIVES)}, got {self.objectives}")
         return self
 
     @property
     def directions(self) -> list[str]:
-        return [DIRECTIONS[name] for name in self.objectives]
+        return [OBJECTIVES[name] for name in self.objectives]
 
     @property
     def multi_objective(self) -> bool:
@@ -109,7 +109,7 @@ def resolve_study_path(name: str | Path) -> Path:
 def load_study(name: str | Path, overrides: list[str] | None = None) -> StudySpec:
     """Read and validate a study; also build the baseline trial's config so that a `base` or
     `data` section that cannot make a valid voxgan config fails now, not inside a trial."""
-    from search.space import baseline_suggestion
+    from search.space import baseline_config_values
 
     path = resolve_study_path(name)
     values = apply_overrides(read_yaml(path), overrides or [])
@@ -118,7 +118,7 @@ def load_study(name: str | Path, overrides: list[str] | None = None) -> StudySpe
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
     try:
-        spec.trial_config(baseline_suggestion(spec.space))
+        spec.trial_config(baseline_config_values(spec.space))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return spec

@@ -7,6 +7,7 @@ searcher turns that into a FAIL with the reason as a user attribute the dashboar
 
 from __future__ import annotations
 
+import os
 import tempfile
 import traceback
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Any
 import torch
 from ray import tune
 
-from search.objective import derived
+from search.objective import with_objectives
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
 from voxgan.errors import Diverged
+from voxgan.metric_table import REPORTED
 from voxgan.pictures import render_grid
 from voxgan.trainer import Trainer
 
@@ -33,17 +35,23 @@ def train_trial(config: dict[str, Any], data: VoxelDataset, max_epochs: int, eva
     re-attached a trial of an interrupted run."""
     torch.set_num_threads(threads)
     try:
-        trainer = _start(Config.from_dict(config["voxgan"]), data, config.get("resume_from"))
-        start_epoch = trainer.epoch
-        while trainer.epoch < max_epochs:
-            trainer.train_epoch()
-            if trainer.epoch % eval_every == 0 or trainer.epoch == max_epochs:
-                _report_evaluation(trainer, max_epochs, start_epoch)
+        train_and_evaluate(start_trainer(Config.from_dict(config["voxgan"]), data, config.get("resume_from")),
+                           max_epochs, eval_every)
     except Diverged as exc:
         tune.report({"status": "diverged", "reason": str(exc), "epoch": exc.epoch, "score": float("nan")})
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
         tune.report({"status": "error", "reason": failure_reason(exc), "traceback": traceback.format_exc()[-4000:],
                      "score": float("nan")})
+
+
+def train_and_evaluate(trainer: Trainer, max_epochs: int, eval_every: int) -> None:
+    """The trial's budget: train to `max_epochs`, evaluating and reporting every `eval_every`
+    epochs and at the end. The budget's unit (epochs) lives here and in the study's `budget`."""
+    start_epoch = trainer.epoch
+    while trainer.epoch < max_epochs:
+        trainer.train_epoch()
+        if trainer.epoch % eval_every == 0 or trainer.epoch == max_epochs:
+            report_evaluation(trainer, finished=trainer.epoch >= max_epochs, start_epoch=start_epoch)
 
 
 CPU_OOM_MARKERS = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
@@ -59,7 +67,7 @@ def failure_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {first}"
 
 
-def _start(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
+def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         if resume_from and Path(resume_from).is_file():
@@ -69,20 +77,14 @@ def _start(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
         return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data)
 
 
-def _report_evaluation(trainer: Trainer, max_epochs: int, start_epoch: int) -> None:
+def report_evaluation(trainer: Trainer, finished: bool, start_epoch: int) -> None:
     """Score the generator, save a checkpoint with a picture of its samples, report both, with
     the epoch this Ray trial started from (above 0 when it continued a checkpoint)."""
-    scores = derived(trainer.evaluate())
-    last = trainer.history[-1]
-    metrics = {
-        **scores,
-        "epoch": trainer.epoch,
-        "start_epoch": start_epoch,
-        "g_loss": last["g_loss"],
-        "d_loss": last["d_loss"],
-        "samples_per_s": last["samples_per_s"],
-        "status": "finished" if trainer.epoch >= max_epochs else "running",
-    }
+    scores = with_objectives(trainer.evaluate())
+    last_epoch = trainer.history[-1]
+    metrics = {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED}
+    metrics.update(epoch=trainer.epoch, start_epoch=start_epoch, status="finished" if finished else "running",
+                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         render_grid(trainer.sample(8, trainer.cfg.eval.seed).numpy(), Path(folder) / SAMPLES_NAME, ncols=4,

@@ -25,7 +25,8 @@ import yaml
 from optuna.trial import TrialState
 
 from search.processes import RECORD
-from search.searcher import StudySearcher, stale_running_trials
+from search.opening import stale_running_trials
+from search.searcher import StudySearcher
 from search.space import suggest
 from search.storage import artifact_store_for, connect, create_or_load, open_existing_study, storage_url
 from search.study import load_study

@@ -22,14 +22,16 @@ import yaml
 from optuna.trial import TrialState
 
 from search.cli import dispatch as _dispatch
-from search.objective import derived
+from search.objective import with_objectives as derived
 from search.progress import best_score_so_far
 from search.results import best_trial
-from search.space import TUTORIAL
+from search.space import tutorial_params
 from search.storage import artifact_store_for, open_existing_study
 from voxgan.cli import run_cli
 from voxgan.config import Config
 from voxgan.trainer import Trainer
+
+TUTORIAL = tutorial_params()
 
 def dispatch(argv: list[str]) -> int:
     """The CLI as a user runs it: user errors become exit status 2."""
@@ -235,3 +237,13 @@ def test_multi_objective_study_gets_a_pareto_front(tmp_path):
     assert dispatch(["export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]) == 0
     chosen = min(study.best_trials, key=lambda t: t.user_attrs["score"])
     assert Config.load(tmp_path / "best.yaml").to_dict() == chosen.user_attrs["config"]
+
+
+def test_report_says_optunas_warnings_in_a_line_each(searched, tmp_path, capsys):
+    """No raw UserWarning with Optuna's file paths: one `note:` line each, or nothing."""
+    _, out, _ = searched
+    capsys.readouterr()
+    assert dispatch(["report", "--run", str(out), "--out", str(tmp_path / "report")]) == 0
+    err = capsys.readouterr().err
+    assert "Warning" not in err and ".py:" not in err, err
+    assert all(line.startswith("note: ") for line in err.splitlines()), err

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from search.space import baseline_suggestion
+from search.space import baseline_config_values
 from search.study import load_study
 from voxgan.config import Config
 
@@ -20,7 +20,7 @@ def test_every_shipped_study_loads(path):
 def test_the_documented_baseline_is_the_studys_baseline_trial():
     spec = load_study(ROOT / "studies" / "chairs16.yaml")
     assert Config.load(ROOT / "docs" / "configs" / "chairs16-baseline.yaml") == spec.trial_config(
-        baseline_suggestion(spec.space))
+        baseline_config_values(spec.space))
 
 
 def test_the_documented_best_config_loads():

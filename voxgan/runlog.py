@@ -7,8 +7,9 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
+from voxgan.metric_table import PER_EPOCH
+
 CSV_NAME = "losses.csv"
-TB_KEYS = ("g_loss", "d_loss", "d_real", "d_fake", "d_acc", "samples_per_s")
 
 
 class RunLog:
@@ -28,7 +29,7 @@ class RunLog:
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        for key in TB_KEYS:
+        for key in PER_EPOCH:
             if key in row:
                 self.writer.add_scalar(f"train/{key}", row[key], int(row["epoch"]))
 

@@ -1,0 +1,64 @@
+"""What one Optuna trial keeps of its evaluations: metrics, learning curve, checkpoint, samples.
+
+Each evaluation a Ray trial reports is stored on its Optuna trial as user attributes (every
+metric of `voxgan.metric_table.REPORTED`, the epoch, the `curve` of the objective so far, the
+checkpoint's path), as an intermediate value (single objective: the pruner's and the dashboard's
+record) and with its rendered samples as an artifact, all before the trial is told finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from search.objective import is_finite
+from search.results import CHECKPOINT_ATTR, CURVE_ATTR, EPOCH_ATTR
+from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
+from voxgan.metric_table import REPORTED
+
+DEVICES_ATTR = "cuda_visible_devices"
+RESUMED_ATTR = "resumed_from_epoch"
+"""The epoch of the checkpoint a trial continued from after an interrupted run."""
+
+
+class EvaluationRecord:
+    def __init__(self, trial: optuna.Trial, ray_trial_id: str, curve: list, experiment_dir: Path,
+                 artifact_store: FileSystemArtifactStore, report_values: bool):
+        self.trial = trial
+        self.folder = experiment_dir / ray_trial_id
+        self.curve = [list(point) for point in curve]
+        self.artifact_store = artifact_store
+        self.report_values = report_values
+        """Single objective only: Optuna refuses intermediate values with several."""
+
+    def add(self, result: dict, metric: str) -> None:
+        """Store one evaluation, once: Ray may hand the last one to both of the searcher's callbacks."""
+        if result.get("status") not in ("running", "finished") or (self.curve and self.curve[-1][0] == result["epoch"]):
+            return
+        self.curve.append([result["epoch"], result["score"]])
+        for key in REPORTED:
+            self.trial.set_user_attr(key, result[key])
+        self.trial.set_user_attr(EPOCH_ATTR, result["epoch"])
+        self.trial.set_user_attr(CURVE_ATTR, self.curve)
+        if self.report_values and is_finite([result[metric]]):
+            self.trial.report(result[metric], result["epoch"])
+        if len(self.curve) == 1 and result.get("cuda_visible_devices"):  # the GPU(s) Ray gave the trial
+            self.trial.set_user_attr(DEVICES_ATTR, result["cuda_visible_devices"])
+        if result.get("start_epoch"):
+            self.trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
+        if result.get("checkpoint_dir_name"):
+            folder = self.folder / result["checkpoint_dir_name"]
+            self.trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))
+            if (folder / SAMPLES_NAME).is_file():  # artifacts attach only while the trial runs
+                upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / SAMPLES_NAME),
+                                study_or_trial=self.trial, mimetype="image/png")
+
+    def restore_lost_reports(self, stored: dict[int, float]) -> None:
+        """A driver killed between storing an evaluation's curve point and its intermediate value
+        lost the latter; the curve is the record, so the pruner's copy is restored from it."""
+        if self.report_values:
+            for epoch, score in self.curve:
+                if epoch not in stored and is_finite([score]):
+                    self.trial.report(score, epoch)

@@ -1,0 +1,70 @@
+"""The Ray Tune experiment of one run: the trainable with its resources, the scheduler, the
+searcher on the study, and the progress printer."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from search.opening import OpenedStudy
+from search.progress import ProgressPrinter, best_finished_score, best_score_so_far
+from search.searcher import StudySearcher
+from search.storage import artifact_store_for
+from search.study import StudySpec
+from search.trainable import train_trial
+from voxgan.data import VoxelDataset
+
+
+def make_scheduler(spec: StudySpec) -> TrialScheduler:
+    """ASHA stops poor trials at its rungs (by the combined score, whatever the objectives); FIFO never."""
+    if spec.scheduler != "asha":
+        return FIFOScheduler()
+    return ASHAScheduler(metric="score", mode="min", time_attr="epoch", max_t=spec.budget.max_epochs,
+                         grace_period=spec.budget.grace_epochs or spec.budget.eval_every,
+                         reduction_factor=spec.budget.reduction_factor)
+
+
+def trials_at_once(cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None) -> int:
+    """How many trials the Ray cluster can run at once, capped by --max-concurrent."""
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 1) // cpus_per_trial)
+    if gpus_per_trial > 0:
+        slots = min(slots, int(resources.get("GPU", 0) // gpus_per_trial))
+    return max(1, min(slots, max_concurrent or slots))
+
+
+def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: Path, cpus_per_trial: float,
+                gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None, quiet: bool) -> tune.Tuner:
+    """A fresh Ray Tune experiment in `<out>/ray/run-<time>` for the trials this run owes the study."""
+    # With a search algorithm, Ray Tune keeps one trial pending at a time, so trials would start
+    # one worker start-up apart (seconds each on a busy machine); as many as can run are pending.
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(trials_at_once(cpus_per_trial, gpus_per_trial, max_concurrent))
+    experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    ray_dir = (out / "ray").resolve()
+    searcher = StudySearcher(spec, opened.study, opened.storage, ray_dir / experiment, artifact_store_for(out),
+                             opened.to_resume)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, data=data, max_epochs=spec.budget.max_epochs,
+                             eval_every=spec.budget.eval_every, threads=max(1, int(cpus_per_trial))),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=make_scheduler(spec), num_samples=opened.new_trials + len(opened.to_resume),
+            max_concurrent_trials=max_concurrent, time_budget_s=time_budget,
+            trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment, storage_path=str(ray_dir), verbose=0,
+            callbacks=[ProgressPrinter(quiet=quiet, best=best_score_so_far(opened.study),
+                                       best_finished=best_finished_score(opened.study))],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
