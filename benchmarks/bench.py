@@ -284,7 +284,7 @@ TINY_STUDY = {
     "name": "bench-overhead",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 40, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}},
-    "budget": {"max_epochs": 1, "eval_every": 1},
+    "budget": {"kimg": 0.032, "eval_every_kimg": 0.032},  # one pass over the 32 training shapes
     "objectives": ["score"],
     "scheduler": "fifo",
     "sampler": "random",

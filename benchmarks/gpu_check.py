@@ -36,13 +36,14 @@ PACKING = ((1, 1.0), (2, 0.5), (4, 0.25), (8, 0.125))
 
 
 def packing_study(dry_run: bool) -> dict:
-    """Small trials: 32^3 procedural shapes, narrow networks, two short epochs (16^3 and tinier in a dry run)."""
-    resolution, shapes, width = (16, 40, 4) if dry_run else (32, 1280, 16)
+    """Small trials: 32^3 procedural shapes, narrow networks, two passes over the training shapes
+    (16^3 and tinier in a dry run)."""
+    resolution, shapes, width, kimg = (16, 40, 4, 0.064) if dry_run else (32, 1280, 16, 2.304)
     return {
         "name": "packing",
         "data": {"source": "procedural", "resolution": resolution, "n_shapes": shapes, "test_fraction": 0.1},
         "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}, **({"device": "cpu"} if dry_run else {})},
-        "budget": {"max_epochs": 2, "eval_every": 2},
+        "budget": {"kimg": kimg, "eval_every_kimg": kimg},
         "scheduler": "fifo",
         "sampler": "random",
         "space": {"batch_size": [32], "latent_size": [64], "loss": "bce", "d_accuracy_threshold": None,
@@ -108,8 +109,8 @@ def packing_markdown(rows: list[dict], dry_run: bool) -> list[str]:
     study = packing_study(dry_run)
     lines = ["", "## e. GPU packing through voxgan-search", "",
              f"Procedural {study['data']['resolution']}^3, width {study['space']['generator']['width']}, batch 32, "
-             f"{study['budget']['max_epochs']} epochs per trial; all trials at once; aggregate = the sum of the "
-             "trials' own samples/s (last epoch).", "",
+             f"{study['budget']['kimg']} kimg per trial; all trials at once; aggregate = the sum of the "
+             "trials' own samples/s (last evaluation).", "",
              "| trials at once | --gpus-per-trial | aggregate samples/s | per trial | CUDA_VISIBLE_DEVICES | wall |",
              "|---|---|---|---|---|---|"]
     for row in rows:

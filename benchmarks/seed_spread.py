@@ -32,8 +32,8 @@ from voxgan.trainer import Trainer, evenly_spaced, pick_device
 def train_and_score(cfg: Config, data, save: Path | None = None) -> dict[str, float]:
     """Train one seed; with `save`, keep its checkpoint and a picture of 8 samples there."""
     trainer = Trainer(cfg, data)
-    for _ in range(cfg.epochs):
-        trainer.train_epoch()
+    for _ in trainer.train_budget():
+        pass
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         trainer.save(save.with_suffix(".pt"))
@@ -49,7 +49,10 @@ def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, floa
     the file order, which groups the 12 rotations of each ShapeNets model, and so draw only a few
     orientations). The classifier test needs three disjoint draws, as an evaluation has: real
     shapes it learns from, stand-ins it learns from, and fresh stand-ins it is tested on. Each
-    seed makes other draws, so the reference gets a spread like the trained runs."""
+    seed makes other draws, so the reference gets a spread like the trained runs. The stand-ins
+    are training shapes, so they would all count as copies: a generator that draws new shapes
+    from the data's distribution copies as often as the held-out test shapes do, which is the
+    copy share given here (copy_gap 0)."""
     ev, device = cfg.eval, pick_device(cfg.device)
     order = np.random.default_rng(seed).permutation(len(data.train))
 
@@ -62,6 +65,8 @@ def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, floa
     learn_real, stand_in, fresh = draw(0, part), draw(part, part), draw(2 * part, part)
     scores["c2st_acc"] = metrics.c2st_acc(learn_real, stand_in, real_test, fresh[:len(real_test)],
                                           epochs=ev.c2st_epochs, seed=ev.seed, device=device)
+    copies = metrics.copy_share(real_test, data.train, device=device)
+    scores.update(copy_share=copies, copy_share_real=copies, copy_gap=0.0)
     return with_objectives(scores)
 
 

@@ -38,7 +38,7 @@ def run_parser() -> Parser:
     p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop starting trials after this long")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a study key, e.g. --set budget.max_epochs=6 (repeatable)")
+                   help="override a study key, e.g. --set budget.kimg=40 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     return p
 

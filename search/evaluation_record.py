@@ -1,7 +1,7 @@
 """What one Optuna trial keeps of its evaluations: metrics, learning curve, checkpoint, samples.
 
 Each evaluation a Ray trial reports is stored on its Optuna trial as user attributes (every
-metric of `voxgan.metric_table.REPORTED`, the epoch, the `curve` of the objective so far, the
+metric of `voxgan.metric_table.REPORTED`, the kimg, the `curve` of the objective so far, the
 checkpoint's path), as an intermediate value (single objective: the pruner's and the dashboard's
 record) and with its rendered samples as an artifact, all before the trial is told finished.
 """
@@ -14,13 +14,18 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from search.objective import is_finite
-from search.results import CHECKPOINT_ATTR, CURVE_ATTR, EPOCH_ATTR
+from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
 from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
 from voxgan.metric_table import REPORTED
 
 DEVICES_ATTR = "cuda_visible_devices"
-RESUMED_ATTR = "resumed_from_epoch"
-"""The epoch of the checkpoint a trial continued from after an interrupted run."""
+RESUMED_ATTR = "resumed_from_kimg"
+"""The kimg of the checkpoint a trial continued from after an interrupted run."""
+
+
+def step(kimg: float) -> int:
+    """Optuna's integer step for an evaluation: training shapes shown (kimg * 1000)."""
+    return round(kimg * 1000)
 
 
 class EvaluationRecord:
@@ -35,19 +40,19 @@ class EvaluationRecord:
 
     def add(self, result: dict, metric: str) -> None:
         """Store one evaluation, once: Ray may hand the last one to both of the searcher's callbacks."""
-        if result.get("status") not in ("running", "finished") or (self.curve and self.curve[-1][0] == result["epoch"]):
+        if result.get("status") not in ("running", "finished") or (self.curve and self.curve[-1][0] == result["kimg"]):
             return
-        self.curve.append([result["epoch"], result["score"]])
+        self.curve.append([result["kimg"], result["score"]])
         for key in REPORTED:
             self.trial.set_user_attr(key, result[key])
-        self.trial.set_user_attr(EPOCH_ATTR, result["epoch"])
+        self.trial.set_user_attr(KIMG_ATTR, result["kimg"])
         self.trial.set_user_attr(CURVE_ATTR, self.curve)
         if self.report_values and is_finite([result[metric]]):
-            self.trial.report(result[metric], result["epoch"])
+            self.trial.report(result[metric], step(result["kimg"]))
         if len(self.curve) == 1 and result.get("cuda_visible_devices"):  # the GPU(s) Ray gave the trial
             self.trial.set_user_attr(DEVICES_ATTR, result["cuda_visible_devices"])
-        if result.get("start_epoch"):
-            self.trial.set_user_attr(RESUMED_ATTR, result["start_epoch"])
+        if result.get("start_kimg"):
+            self.trial.set_user_attr(RESUMED_ATTR, result["start_kimg"])
         if result.get("checkpoint_dir_name"):
             folder = self.folder / result["checkpoint_dir_name"]
             self.trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))
@@ -59,6 +64,6 @@ class EvaluationRecord:
         """A driver killed between storing an evaluation's curve point and its intermediate value
         lost the latter; the curve is the record, so the pruner's copy is restored from it."""
         if self.report_values:
-            for epoch, score in self.curve:
-                if epoch not in stored and is_finite([score]):
-                    self.trial.report(score, epoch)
+            for kimg, score in self.curve:
+                if step(kimg) not in stored and is_finite([score]):
+                    self.trial.report(score, step(kimg))

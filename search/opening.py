@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.results import BASELINE_ATTR
+from search.results import RECIPE_ATTRS
 from search.space import baseline
 from search.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
 from search.study import StudySpec
@@ -54,7 +54,7 @@ def open_study(spec: StudySpec, out: Path, storage_arg: str | None, resume: bool
     # A resumed study must not replay the same random start: the seed moves with the trial count.
     study.sampler = make_sampler(spec, seed=spec.seed + len(study.get_trials(deepcopy=False)))
     if created:
-        enqueue_baseline(study, spec)
+        enqueue_recipes(study, spec)
     started = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
     return OpenedStudy(study, storage, stale_running_trials(study), started, max(0, trials - started))
 
@@ -72,7 +72,9 @@ def stale_running_trials(study: optuna.Study) -> list[int]:
     return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
 
 
-def enqueue_baseline(study: optuna.Study, spec: StudySpec) -> None:
-    """The tutorial's recipe as the first trial of a new study."""
-    point = baseline(spec.space)
-    study.enqueue_trial(point.params, user_attrs={BASELINE_ATTR: True, "baseline_deviations": point.deviations})
+def enqueue_recipes(study: optuna.Study, spec: StudySpec) -> None:
+    """The tutorial's recipe as trial 0 of a new study and the reference recipe as trial 1, each
+    labelled (`baseline` / `reference`) with what the space moved."""
+    for name, label in RECIPE_ATTRS.items():
+        point = baseline(spec.space, name)
+        study.enqueue_trial(point.params, user_attrs={label: True, "baseline_deviations": point.deviations})

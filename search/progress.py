@@ -52,7 +52,7 @@ class ProgressPrinter(Callback):
         if result.get("status") not in ("running", "finished"):
             return
         self.best = min(self.best, result["score"])
-        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} epoch {result['epoch']:>3}  score {result['score']:.3f}  "
+        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {result['kimg']:>6.1f} kimg  score {result['score']:.3f}  "
                     f"1-NNA {result['iou_1nna']:.3f}  C2ST {result['c2st_acc']:.3f}  MMD {result['iou_mmd']:.3f}  "
                     f"COV {result['iou_cov']:.2f}  (best {self.best:.3f})")
 

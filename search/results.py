@@ -18,11 +18,16 @@ from voxgan.errors import VoxganError
 from voxgan.metric_table import REPORTED, SUMMARY_ROWS
 
 BASELINE_ATTR = "baseline"
+REFERENCE_ATTR = "reference"
+RECIPE_ATTRS = {"tutorial": BASELINE_ATTR, "reference": REFERENCE_ATTR}
+"""The presets every new study runs first, in this order, and the user attribute that labels each:
+the study then shows what the search gained over the tutorial and over a recipe known to train."""
 CONFIG_ATTR = "config"
 CHECKPOINT_ATTR = "checkpoint"
 CURVE_ATTR = "curve"
-"""[[epoch, score], ...] of every evaluation."""
-EPOCH_ATTR = "epoch"
+"""[[kimg, score], ...] of every evaluation."""
+KIMG_ATTR = "kimg"
+"""Thousands of training shapes at the trial's last evaluation."""
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -50,9 +55,10 @@ def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
     return trials[number]
 
 
-def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
+def baseline_trial(study: optuna.Study, label: str = BASELINE_ATTR) -> FrozenTrial | None:
+    """The trial of the tutorial recipe, or of the recipe another label of RECIPE_ATTRS names."""
     for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get(BASELINE_ATTR):
+        if trial.user_attrs.get(label):
             return trial
     return None
 
@@ -136,17 +142,16 @@ def plot_learning_curves(study: optuna.Study, top: int = 5) -> None:
         label = f"trial {trial.number}" + (" (tutorial baseline)" if trial.user_attrs.get(BASELINE_ATTR) else "")
         ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", label=label,
                 linestyle="--" if trial.user_attrs.get(BASELINE_ATTR) else "-")
-    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs, not 2.25
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("kimg (thousands of training shapes shown)")
     ax.set_ylabel("score (lower is better)")
     ax.set_title("Learning curves of the best trials")
     ax.legend()
 
 
 def summary(study: optuna.Study) -> dict:
-    """The best trial and the tutorial baseline side by side, with every metric they reported."""
+    """The best trial beside the tutorial baseline and the reference recipe, with every metric
+    they reported."""
     best = best_trial(study)
-    base = baseline_trial(study)
 
     def describe(trial: FrozenTrial | None) -> dict | None:
         if trial is None:
@@ -155,7 +160,7 @@ def summary(study: optuna.Study) -> dict:
             "number": trial.number,
             "state": trial.state.name,
             "values": trial.values,
-            "epoch": trial.user_attrs.get(EPOCH_ATTR),
+            "kimg": trial.user_attrs.get(KIMG_ATTR),
             "metrics": {key: trial.user_attrs[key] for key in REPORTED if key in trial.user_attrs},
             "params": trial.params,
         }
@@ -164,24 +169,21 @@ def summary(study: optuna.Study) -> dict:
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] += 1
     return {"study": study.study_name, "objectives": study.metric_names, "trials": {k: v for k, v in counts.items() if v},
-            "best": describe(best), "baseline": describe(base)}
+            "best": describe(best), **{label: describe(baseline_trial(study, label)) for label in RECIPE_ATTRS.values()}}
 
 
 def format_summary(result: dict) -> str:
-    """The study's outcome as a small table: the best trial next to the tutorial baseline."""
-    best, base = result["best"], result["baseline"]
+    """The study's outcome as a small table: the best trial next to the tutorial baseline and the
+    reference recipe."""
+    columns = [*RECIPE_ATTRS.values(), "best"]
+    trials = [result.get(column) for column in columns]
     counts = ", ".join(f"{count} {state.lower()}" for state, count in result["trials"].items())
-    lines = [f"study '{result['study']}': {counts}"]
-    header = f"  {'':28} {'baseline':>12} {'best':>12}"
-    lines.append(header)
-    names = (f"trial {base['number']}" if base else "-", f"trial {best['number']}")
-    lines.append(f"  {'':28} {names[0]:>12} {names[1]:>12}")
+    lines = [f"study '{result['study']}': {counts}", f"  {'':28}" + "".join(f" {c:>12}" for c in columns),
+             f"  {'':28}" + "".join(f" {'trial ' + str(t['number']) if t else '-':>12}" for t in trials)]
     for key, label in SUMMARY_ROWS:
-        cells = []
-        for trial in (base, best):
-            value = (trial or {}).get("metrics", {}).get(key)
-            cells.append(f"{value:12.3f}" if isinstance(value, (int, float)) else f"{'-':>12}")
-        lines.append(f"  {label:28} {cells[0]} {cells[1]}")
-    if base and base["state"] != "COMPLETE":
-        lines.append(f"  (the baseline ended {base['state'].lower()}: its metrics are from its last evaluation)")
+        cells = [(trial or {}).get("metrics", {}).get(key) for trial in trials]
+        lines.append(f"  {label:28}" + "".join(f" {v:12.3f}" if isinstance(v, (int, float)) else f" {'-':>12}" for v in cells))
+    for column, trial in zip(columns, trials):
+        if trial and column != "best" and trial["state"] != "COMPLETE":
+            lines.append(f"  (the {column} ended {trial['state'].lower()}: its metrics are from its last evaluation)")
     return "\n".join(lines)

@@ -43,8 +43,13 @@ NETS = {"generator": "g", "discriminator": "d"}
 ADAM = ("adam", "adamw")
 MOMENTUM = ("sgd", "rmsprop")
 
+GAN_LOSSES = ("bce", "lsgan", "hinge")
+
 TABLE: tuple[tuple[Dim, ...], ...] = (
     dim("batch_size", (8, 16, 32, 64, 128)),
+    dim("loss", GAN_LOSSES + ("wgan",), note="wgan: the Wasserstein critic with a gradient penalty (WGAN-GP)"),
+    dim("gradient_penalty", Between(1.0, 20.0, log=True), when=("loss", ("wgan",)), note="WGAN-GP's lambda"),
+    dim("d_steps", Between(1, 5, integer=True), note="D updates per G update"),
     per_net("optimizer", ("adam", "adamw", "sgd", "rmsprop", "adadelta")),
     per_net("lr", Between(1e-5, 1e-1, log=True), when=("optimizer", ADAM + MOMENTUM)),
     per_net("lr", Between(0.05, 5.0, log=True), when=("optimizer", ("adadelta",)), study_name="adadelta_lr",
@@ -54,11 +59,20 @@ TABLE: tuple[tuple[Dim, ...], ...] = (
     per_net("activation", ("relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid")),
     per_net("width", (8, 16, 32, 64)),
     per_net("extra_depth", Between(0, 2, integer=True), note="stride-1 blocks beyond the minimum"),
+    dim("g_norm", ("batch", "instance", "layer", "none"), key="generator.norm", study_key="generator.norm"),
+    dim("d_norm", ("batch", "instance", "layer", "none"), key="discriminator.norm", when=("loss", GAN_LOSSES),
+        study_key="discriminator.norm"),
+    dim("d_critic_norm", ("layer", "instance", "none"), key="discriminator.norm", when=("loss", ("wgan",)),
+        study_key="discriminator.critic_norm", note="a gradient-penalised critic must not use batch norm"),
+    dim("d_spectral_norm", (False, True), key="discriminator.spectral_norm", study_key="discriminator.spectral_norm"),
+    dim("r1_gamma", (0.0, 0.1, 1.0, 10.0), note="R1 penalty on real shapes; 0 is off"),
+    dim("instance_noise", Between(0.0, 0.3), note="std of the noise on every volume D sees"),
+    dim("ema_decay", (0.0, 0.99, 0.999), note="moving average of G's weights for sampling; 0 is off"),
+    dim("g_output_init", ("zero", "occupancy"), note="G's output bias at start: 0.5 everywhere, or the data's occupancy"),
     dim("latent_size", (32, 64, 128, 200)),
     dim("latent_dist", ("normal", "uniform"), note="normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's"),
     dim("latent_std", Between(0.1, 1.0, log=True), when=("latent_dist", ("normal",))),
     dim("d_accuracy_threshold", (None, 0.8), note="the paper's rule off, or D updated only below 80% accuracy"),
-    dim("loss", ("bce", "lsgan", "hinge")),
 )
 """Entries in the order Optuna is asked: a condition names a parameter asked before it."""
 
@@ -111,7 +125,8 @@ def config_value(cfg: Config, key: str) -> Any:
     return value
 
 
-# ---- the tutorial's recipe as a point of the space ---------------------------------------------
+# ---- the reference recipes as points of the space ----------------------------------------------
+
 
 
 def tutorial_params() -> dict[str, Any]:
@@ -136,19 +151,19 @@ def nearest(value: Any, domain: list | Between) -> Any:
 class Baseline:
     params: dict[str, Any]
     deviations: dict[str, Any]
-    """What the space forced away from the tutorial (e.g. width 64 -> 16 in a CPU-sized study),
+    """What the space forced away from the recipe (e.g. width 64 -> 16 in a CPU-sized study),
     so that the baseline's label stays honest."""
 
 
-def baseline(space: BaseModel) -> Baseline:
-    """The tutorial's recipe moved to the nearest point the space admits."""
-    recipe = preset("tutorial")
+def baseline(space: BaseModel, recipe_name: str = "tutorial") -> Baseline:
+    """A preset's recipe (`RECIPES`) moved to the nearest point the space admits."""
+    recipe = preset(recipe_name)
     params = asked(space, lambda d, domain: nearest(config_value(recipe, d.key), domain))
     deviations = {d.param: params[d.param] for d in DIMS
                   if d.param in params and params[d.param] != config_value(recipe, d.key)}
     return Baseline(params, deviations)
 
 
-def baseline_config_values(space: BaseModel) -> dict[str, Any]:
-    """The baseline's voxgan config keys."""
-    return config_values(baseline(space).params)
+def baseline_config_values(space: BaseModel, recipe_name: str = "tutorial") -> dict[str, Any]:
+    """A recipe's voxgan config keys in this space."""
+    return config_values(baseline(space, recipe_name).params)

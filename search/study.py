@@ -6,6 +6,7 @@ trial, the objective or objectives, the scheduler, the resources of a trial and 
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -28,20 +29,28 @@ class _Strict(BaseModel):
 
 
 class Budget(_Strict):
-    """A trial trains at most `max_epochs`, evaluating (and reporting) every `eval_every` epochs."""
+    """A trial trains on at most `kimg` thousand training shapes (real shapes shown to D, as
+    StyleGAN counts), evaluating and reporting every `eval_every_kimg`. Counting shapes, not
+    epochs, makes a budget mean the same training on 288 shapes as on 10,668, and gives every
+    batch size the same number of shapes rather than small batches more steps."""
 
-    max_epochs: int = Field(ge=1)
-    eval_every: int = Field(ge=1)
-    grace_epochs: int | None = Field(None, ge=1)
-    """ASHA: epochs every trial gets before it can be stopped (default: eval_every)."""
+    kimg: float = Field(gt=0.0)
+    eval_every_kimg: float = Field(gt=0.0)
+    grace_kimg: float | None = Field(None, gt=0.0)
+    """ASHA: what every trial gets before it can be stopped (default: eval_every_kimg)."""
     reduction_factor: float = Field(3.0, gt=1.0)
     """ASHA: the share of trials kept at each rung is 1 / reduction_factor."""
 
     @model_validator(mode="after")
     def _cadence_fits(self) -> Budget:
-        if self.eval_every > self.max_epochs:
-            raise ValueError(f"eval_every ({self.eval_every}) is larger than max_epochs ({self.max_epochs})")
+        if self.eval_every_kimg > self.kimg:
+            raise ValueError(f"eval_every_kimg ({self.eval_every_kimg}) is larger than kimg ({self.kimg})")
         return self
+
+    def marks(self) -> list[float]:
+        """The kimg at which a trial is evaluated: every eval_every_kimg, and at the end."""
+        count = math.ceil(self.kimg / self.eval_every_kimg - 1e-9)
+        return [round(min(self.kimg, k * self.eval_every_kimg), 6) for k in range(1, count + 1)]
 
 
 class Resources(_Strict):
@@ -82,7 +91,7 @@ class StudySpec(_Strict):
 
     def trial_config(self, suggested: dict[str, Any]) -> Config:
         """The complete voxgan config of a trial: base, then the study's data, then the sample."""
-        values = merge(merge(self.base, {"data": self.data.model_dump(), "epochs": self.budget.max_epochs}), suggested)
+        values = merge(merge(self.base, {"data": self.data.model_dump(), "kimg": self.budget.kimg}), suggested)
         return Config.from_dict(values)
 
 

@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: one trial trains voxgan's trainer and reports every few epochs.
+"""The Ray Tune trainable: one trial trains voxgan's trainer and reports at its kimg marks.
 
 A trial never crashes the study on its own account. A NaN loss, an exception or running out of
 memory ends it with a last report whose `status` says so and whose `reason` says why; the
@@ -28,30 +28,30 @@ CHECKPOINT_NAME = "checkpoint.pt"
 SAMPLES_NAME = "samples.png"
 
 
-def train_trial(config: dict[str, Any], data: VoxelDataset, max_epochs: int, eval_every: int, threads: int) -> None:
+def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
     """Ray Tune function trainable. `config["voxgan"]` is the trial's complete voxgan config
     (built by the searcher's define-by-run space); `data` comes from the object store, loaded once
     per search. Continues from a checkpoint: Ray's, or `config["resume_from"]` when the searcher
     re-attached a trial of an interrupted run."""
     torch.set_num_threads(threads)
     try:
-        train_and_evaluate(start_trainer(Config.from_dict(config["voxgan"]), data, config.get("resume_from")),
-                           max_epochs, eval_every)
+        train_and_evaluate(start_trainer(Config.from_dict(config["voxgan"]), data, config.get("resume_from")), marks)
     except Diverged as exc:
-        tune.report({"status": "diverged", "reason": str(exc), "epoch": exc.epoch, "score": float("nan")})
+        tune.report({"status": "diverged", "reason": str(exc), "epoch": exc.epoch, "kimg": exc.kimg, "score": float("nan")})
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
         tune.report({"status": "error", "reason": failure_reason(exc), "traceback": traceback.format_exc()[-4000:],
                      "score": float("nan")})
 
 
-def train_and_evaluate(trainer: Trainer, max_epochs: int, eval_every: int) -> None:
-    """The trial's budget: train to `max_epochs`, evaluating and reporting every `eval_every`
-    epochs and at the end. The budget's unit (epochs) lives here and in the study's `budget`."""
-    start_epoch = trainer.epoch
-    while trainer.epoch < max_epochs:
-        trainer.train_epoch()
-        if trainer.epoch % eval_every == 0 or trainer.epoch == max_epochs:
-            report_evaluation(trainer, finished=trainer.epoch >= max_epochs, start_epoch=start_epoch)
+def train_and_evaluate(trainer: Trainer, marks: list[float]) -> None:
+    """The trial's budget: train to each kimg mark (the study's `Budget.marks()`), evaluating and
+    reporting there; a trial continued from a checkpoint skips the marks it has passed."""
+    start_kimg = trainer.kimg
+    for mark in marks:
+        if trainer.kimg >= mark:
+            continue
+        trainer.train_to_kimg(mark)
+        report_evaluation(trainer, mark, finished=mark >= marks[-1], start_kimg=start_kimg)
 
 
 CPU_OOM_MARKERS = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
@@ -77,16 +77,17 @@ def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None) -> T
         return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data)
 
 
-def report_evaluation(trainer: Trainer, finished: bool, start_epoch: int) -> None:
-    """Score the generator, save a checkpoint with a picture of its samples, report both, with
-    the epoch this Ray trial started from (above 0 when it continued a checkpoint)."""
+def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg: float) -> None:
+    """Score the generator, save a checkpoint with a picture of its samples, report both at kimg
+    `mark` (the trainer stops at the first whole iteration past it), with the kimg this Ray trial
+    started from (above 0 when it continued a checkpoint)."""
     scores = with_objectives(trainer.evaluate())
     last_epoch = trainer.history[-1]
     metrics = {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED}
-    metrics.update(epoch=trainer.epoch, start_epoch=start_epoch, status="finished" if finished else "running",
+    metrics.update(kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, status="finished" if finished else "running",
                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         render_grid(trainer.sample(8, trainer.cfg.eval.seed).numpy(), Path(folder) / SAMPLES_NAME, ncols=4,
-                    title=f"epoch {trainer.epoch}, score {scores['score']:.3f}")
+                    title=f"{mark:g} kimg, score {scores['score']:.3f}")
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

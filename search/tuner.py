@@ -23,8 +23,8 @@ def make_scheduler(spec: StudySpec) -> TrialScheduler:
     """ASHA stops poor trials at its rungs (by the combined score, whatever the objectives); FIFO never."""
     if spec.scheduler != "asha":
         return FIFOScheduler()
-    return ASHAScheduler(metric="score", mode="min", time_attr="epoch", max_t=spec.budget.max_epochs,
-                         grace_period=spec.budget.grace_epochs or spec.budget.eval_every,
+    return ASHAScheduler(metric="score", mode="min", time_attr="kimg", max_t=spec.budget.kimg,
+                         grace_period=spec.budget.grace_kimg or spec.budget.eval_every_kimg,
                          reduction_factor=spec.budget.reduction_factor)
 
 
@@ -50,8 +50,7 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: P
     searcher = StudySearcher(spec, opened.study, opened.storage, ray_dir / experiment, artifact_store_for(out),
                              opened.to_resume)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=data, max_epochs=spec.budget.max_epochs,
-                             eval_every=spec.budget.eval_every, threads=max(1, int(cpus_per_trial))),
+        tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial))),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
     return tune.Tuner(

@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 TINY = {
     "name": "tiny",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 20},
-    "budget": {"max_epochs": 1, "eval_every": 1},
+    "budget": {"kimg": 0.032, "eval_every_kimg": 0.032},
     "space": {"generator": {"width": 4}, "discriminator": {"width": 4}},
 }
 

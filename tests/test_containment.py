@@ -36,7 +36,7 @@ STUDY = {
     "name": "containment",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 40, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}},
-    "budget": {"max_epochs": 2, "eval_every": 1},
+    "budget": {"kimg": 0.064, "eval_every_kimg": 0.032},
     "scheduler": "fifo",
     "resources": {"cpus_per_trial": 1},
     "space": {

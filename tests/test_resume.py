@@ -4,7 +4,7 @@ The search runs as a subprocess (the installed console script). Once the SQLite 
 finished trial and a RUNNING one with a checkpoint, the driver gets SIGINT (Ctrl-C), SIGTERM (a
 scheduler's stop) or SIGKILL (an OOM killer, a lost node). `voxgan-search --resume` with the same
 flags must then end the study with exactly --trials trials, none left RUNNING or WAITING, no
-Optuna trial run twice, the interrupted trial continued from its checkpoint (not from epoch 1),
+Optuna trial run twice, the interrupted trial continued from its checkpoint (not from its first mark),
 and, after SIGKILL, the Ray processes the killed driver left behind ended.
 """
 
@@ -33,13 +33,13 @@ from search.study import load_study
 
 BIN = Path(sys.executable).parent
 TRIALS = 6
-MAX_EPOCHS = 3
+MARKS = [0.032, 0.064, 0.096]  # kimg: one pass over the 32 training shapes each
 STUDY = {
     "name": "resume",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 40, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}},
-    "budget": {"max_epochs": MAX_EPOCHS, "eval_every": 1},
-    "scheduler": "fifo",  # no pruning: every trial's curve must reach the last epoch
+    "budget": {"kimg": MARKS[-1], "eval_every_kimg": MARKS[0]},
+    "scheduler": "fifo",  # no pruning: every trial's curve must reach the last mark
     "resources": {"cpus_per_trial": 1},
     "space": {
         "batch_size": [16],
@@ -52,22 +52,22 @@ STUDY = {
 
 
 def in_flight(db: Path) -> tuple[int, dict[int, int]]:
-    """(finished trials, {number: epoch of its checkpoint} for RUNNING trials that have one),
+    """(finished trials, {number: kimg of its checkpoint} for RUNNING trials that have one),
     read with plain SQL so that polling does not depend on the code under test."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
         states = con.execute("SELECT number, state FROM trials").fetchall()
         attrs = con.execute("SELECT t.number, a.key, a.value_json FROM trial_user_attributes a "
-                            "JOIN trials t ON t.trial_id = a.trial_id WHERE a.key IN ('checkpoint', 'epoch')").fetchall()
+                            "JOIN trials t ON t.trial_id = a.trial_id WHERE a.key IN ('checkpoint', 'kimg')").fetchall()
     finished = sum(state in ("COMPLETE", "PRUNED", "FAIL") for _, state in states)
     running = {number for number, state in states if state == "RUNNING"}
     keys: dict[int, dict[str, object]] = {}
     for number, key, value in attrs:
         keys.setdefault(number, {})[key] = json.loads(value)
-    return finished, {n: keys[n]["epoch"] for n in running if "checkpoint" in keys.get(n, {}) and "epoch" in keys[n]}
+    return finished, {n: keys[n]["kimg"] for n in running if "checkpoint" in keys.get(n, {}) and "kimg" in keys[n]}
 
 
 def wait_for_interruptible(proc: subprocess.Popen, db: Path, timeout: float = 90) -> dict[int, int]:
-    """Poll until a trial has finished and another is RUNNING with a checkpoint before its last epoch."""
+    """Poll until a trial has finished and another is RUNNING with a checkpoint two marks before its last."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the search ended before it could be interrupted"
@@ -76,7 +76,7 @@ def wait_for_interruptible(proc: subprocess.Popen, db: Path, timeout: float = 90
                 finished, checkpointed = in_flight(db)
             except sqlite3.OperationalError:  # the schema is not there yet, or a write holds the lock
                 checkpointed, finished = {}, 0
-            mid = {n: e for n, e in checkpointed.items() if e < MAX_EPOCHS - 1}
+            mid = {n: k for n, k in checkpointed.items() if k < MARKS[-2]}
             if finished >= 1 and mid:
                 return mid
         time.sleep(0.1)
@@ -141,14 +141,14 @@ def test_interrupted_search_resumes_to_exactly_the_requested_trials(sig, tmp_pat
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == TRIALS, "a trial's params were run twice"
 
     by_number = {t.number: t for t in trials}
-    continued = [n for n in interrupted if by_number[n].user_attrs.get("resumed_from_epoch")]
+    continued = [n for n in interrupted if by_number[n].user_attrs.get("resumed_from_kimg")]
     assert continued, f"no interrupted trial continued from its checkpoint: {interrupted}"
     for number in continued:
         trial = by_number[number]
-        assert trial.user_attrs["resumed_from_epoch"] >= interrupted[number]
-        # One evaluation per epoch, each once: a restart from epoch 1 would repeat the early ones.
-        assert [epoch for epoch, _ in trial.user_attrs["curve"]] == list(range(1, MAX_EPOCHS + 1))
-        assert sorted(trial.intermediate_values) == list(range(1, MAX_EPOCHS + 1))
+        assert trial.user_attrs["resumed_from_kimg"] >= interrupted[number]
+        # One evaluation per mark, each once: a restart from the first would repeat the early ones.
+        assert [kimg for kimg, _ in trial.user_attrs["curve"]] == MARKS
+        assert sorted(trial.intermediate_values) == [round(k * 1000) for k in MARKS]
 
 
 def test_in_flight_reads_a_fresh_study(tmp_path):
@@ -158,8 +158,8 @@ def test_in_flight_reads_a_fresh_study(tmp_path):
     study.tell(study.ask(), 1.0)
     running = study.ask()
     running.set_user_attr("checkpoint", "x.pt")
-    running.set_user_attr("epoch", 2)
-    assert in_flight(db) == (1, {1: 2})
+    running.set_user_attr("kimg", 0.064)
+    assert in_flight(db) == (1, {1: 0.064})
 
 
 def test_reattaching_restores_an_intermediate_value_a_kill_lost(tmp_path):
@@ -172,12 +172,12 @@ def test_reattaching_restores_an_intermediate_value_a_kill_lost(tmp_path):
     study, _ = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, False)
     killed = study.ask()
     killed.set_user_attr("config", spec.trial_config(suggest(killed, spec.space)).to_dict())
-    killed.set_user_attr("curve", [[1, 0.7], [2, 0.6]])
-    killed.report(0.7, 1)  # epoch 2's intermediate value never reached the storage
+    killed.set_user_attr("curve", [[0.032, 0.7], [0.064, 0.6]])
+    killed.report(0.7, 32)  # the second evaluation's intermediate value never reached the storage
 
     storage = connect(storage_url(None, tmp_path))  # the next run's driver
     study, _ = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, True)
     searcher = StudySearcher(spec, study, storage, tmp_path / "ray", artifact_store_for(tmp_path),
                              stale_running_trials(study))
     assert searcher.suggest("a-new-ray-trial")["optuna_trial"] == killed.number
-    assert study._storage.get_trial(killed._trial_id).intermediate_values == {1: 0.7, 2: 0.6}
+    assert study._storage.get_trial(killed._trial_id).intermediate_values == {32: 0.7, 64: 0.6}

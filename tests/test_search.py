@@ -1,6 +1,6 @@
 """A real Ray Tune search on a real Optuna SQLite storage, through the `voxgan-search` CLI.
 
-One tiny study (16^3, a few epochs) runs twice: a first run of 6 trials, then `--resume` to 8
+One tiny study (16^3, a few passes over its 48 shapes) runs twice: a first run of 6 trials, then `--resume` to 8
 trials with a trial forced to diverge enqueued in between. Then: states, params, metrics,
 the baseline, export + retrain to the same metrics, the report, and the dashboard's API.
 """
@@ -42,7 +42,7 @@ STUDY = {
     "name": "tiny",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 60, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 12, "max_real": 12, "c2st_epochs": 1}},
-    "budget": {"max_epochs": 4, "eval_every": 1, "grace_epochs": 1, "reduction_factor": 2},
+    "budget": {"kimg": 0.192, "eval_every_kimg": 0.048, "grace_kimg": 0.048, "reduction_factor": 2},
     "objectives": ["score"],
     "scheduler": "asha",
     "resources": {"cpus_per_trial": 1},
@@ -106,9 +106,9 @@ def test_pruned_trials_keep_their_last_value(searched):
     for trial in trials(out):
         if trial.state == TrialState.PRUNED:
             assert trial.intermediate_values, f"pruned trial {trial.number} has no intermediate value"
-            last_epoch = max(trial.intermediate_values)
-            assert last_epoch < STUDY["budget"]["max_epochs"]
-            assert trial.user_attrs["score"] == pytest.approx(trial.intermediate_values[last_epoch])
+            last_step = max(trial.intermediate_values)  # training shapes shown
+            assert last_step < STUDY["budget"]["kimg"] * 1000
+            assert trial.user_attrs["score"] == pytest.approx(trial.intermediate_values[last_step])
 
 
 def test_a_resumed_search_reports_the_studys_best_so_far(searched):
@@ -142,12 +142,12 @@ def test_every_metric_is_stored_on_the_trial(searched):
         if trial.state != TrialState.COMPLETE:
             continue
         assert trial.values == [trial.user_attrs["score"]]
-        metrics = {k: trial.user_attrs[k] for k in ("iou_mmd", "iou_cov", "iou_1nna", "c2st_acc")}
+        metrics = {k: trial.user_attrs[k] for k in ("iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "part_gap", "copy_gap")}
         assert trial.user_attrs["score"] == pytest.approx(derived(metrics)["score"])
         assert Path(trial.user_attrs["checkpoint"]).is_file()
         assert trial.user_attrs["ray_trial_id"]
-        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
-        assert Config.from_dict(trial.user_attrs["config"]).epochs == 4
+        assert sorted(trial.intermediate_values) == [48, 96, 144, 192]
+        assert Config.from_dict(trial.user_attrs["config"]).kimg == 0.192
         artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=open_existing_study(None, out, None)._storage)
         assert any(a.filename == "samples.png" for a in artifacts)
 
@@ -168,8 +168,8 @@ def test_export_retrains_to_the_same_metrics(searched, tmp_path):
     torch.set_num_threads(1)  # the trial trained with one thread; reductions then add up identically
     try:
         trainer = Trainer(cfg)
-        for _ in range(cfg.epochs):
-            trainer.train_epoch()
+        for _ in trainer.train_budget():
+            pass
         scores = derived(trainer.evaluate())
     finally:
         torch.set_num_threads(threads)
@@ -222,7 +222,7 @@ def test_multi_objective_study_gets_a_pareto_front(tmp_path):
     Pareto front plot, and export of the front's trial with the lowest combined score."""
     study_file = tmp_path / "pareto.yaml"
     spec = {**STUDY, "name": "pareto", "objectives": ["iou_mmd", "c2st_gap"],
-            "budget": {"max_epochs": 2, "eval_every": 1, "grace_epochs": 1, "reduction_factor": 2}}
+            "budget": {"kimg": 0.096, "eval_every_kimg": 0.048, "grace_kimg": 0.048, "reduction_factor": 2}}
     study_file.write_text(yaml.safe_dump(spec))
     out = tmp_path / "run"
     assert dispatch(["--study", str(study_file), "--out", str(out), "--trials", "4", "--max-concurrent", "2", "--quiet"]) == 0
