@@ -65,7 +65,7 @@ def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, floa
     learn_real, stand_in, fresh = draw(0, part), draw(part, part), draw(2 * part, part)
     scores["c2st_acc"] = metrics.c2st_acc(learn_real, stand_in, real_test, fresh[:len(real_test)],
                                           epochs=ev.c2st_epochs, seed=ev.seed, device=device)
-    copies = metrics.copy_share(real_test, data.train, device=device)
+    copies = metrics.copy_share_within(data.train, device=device)
     scores.update(copy_share=copies, copy_share_real=copies, copy_gap=0.0)
     return with_objectives(scores)
 

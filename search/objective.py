@@ -5,10 +5,10 @@ tell generated from real); below 0.5 is as suspicious as above (the generator co
 set), so they enter as gaps, |x - 0.5| * 2, in [0, 1]. The single-objective `score` is the mean of
 six terms in [0, 1], each 0 at the ideal:
 
-    score = ( nna_gap + c2st_gap + iou_mmd + (1 - iou_cov) + part_gap + copy_gap ) / 6   (lower is better)
+    score = ( nna_gap + c2st_gap + iou_mmd + (1 - iou_cov) + structure_gap + copy_gap ) / 6   (lower is better)
 
-part_gap (how much less whole the samples are than the real shapes: debris, fragments) sees what
-the IoU metrics and a small classifier hardly do on small evaluation sets; copy_gap (how much more
+structure_gap (how much less whole the samples are than the real shapes: debris, fragments) sees
+what the IoU metrics and a small classifier hardly do on small evaluation sets; copy_gap (how much more
 often samples are near-copies of training shapes than test shapes are) keeps a generator that
 replays its training set from scoring like real data.
 
@@ -24,7 +24,7 @@ def with_objectives(scores: dict[str, float]) -> dict[str, float]:
     """The metrics plus the gaps and the combined score; NaN in, NaN out (never a fake value)."""
     nna_gap = abs(scores["iou_1nna"] - 0.5) * 2
     c2st_gap = abs(scores["c2st_acc"] - 0.5) * 2
-    score = (nna_gap + c2st_gap + scores["iou_mmd"] + (1 - scores["iou_cov"]) + scores["part_gap"] + scores["copy_gap"]) / 6
+    score = (nna_gap + c2st_gap + scores["iou_mmd"] + (1 - scores["iou_cov"]) + scores["structure_gap"] + scores["copy_gap"]) / 6
     return {**scores, "nna_gap": nna_gap, "c2st_gap": c2st_gap, "score": score}
 
 

@@ -45,12 +45,15 @@ def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], 
 
 def train_and_evaluate(trainer: Trainer, marks: list[float]) -> None:
     """The trial's budget: train to each kimg mark (the study's `Budget.marks()`), evaluating and
-    reporting there; a trial continued from a checkpoint skips the marks it has passed."""
+    reporting there. A trial continued from a checkpoint skips the marks before it (one it
+    reaches exactly is reported again, and stored once). Every mark of this run is reported,
+    even one that the last whole iteration already passed."""
     start_kimg = trainer.kimg
     for mark in marks:
-        if trainer.kimg >= mark:
+        if mark < start_kimg:
             continue
-        trainer.train_to_kimg(mark)
+        if trainer.kimg < mark:
+            trainer.train_to_kimg(mark)
         report_evaluation(trainer, mark, finished=mark >= marks[-1], start_kimg=start_kimg)
 
 

@@ -14,6 +14,7 @@ from voxgan.metrics import (
     iou_cov,
     iou_matrix,
     iou_mmd,
+    copy_share_within,
     largest_part_shares,
     memorisation,
     occupancy_ratio,
@@ -234,19 +235,20 @@ def test_structure_metrics_compare_samples_with_whole_real_shapes():
     real = np.stack([box(8, (0, 0, 0), (k, 3, 3)) for k in range(1, 7)])  # bars along x, all in y, z < 3
     broken = real.copy()
     broken[:3, 7, 7, 7] = True  # debris on half of them, far from the bars
-    assert structure_metrics(real, real) == {"part_share": 1.0, "part_gap": 0.0, "whole_share": 1.0}
+    assert structure_metrics(real, real) == {"part_share": 1.0, "whole_share": 1.0, "structure_gap": 0.0}
     scores = structure_metrics(real, broken)
     sizes = real[:3].reshape(3, -1).sum(axis=1)  # 9, 18, 27 voxels, plus one stray voxel each
     expected = (sum(n / (n + 1) for n in sizes) + 3) / 6
-    assert scores["whole_share"] == 0.5
-    assert scores["part_share"] == pytest.approx(expected) and scores["part_gap"] == pytest.approx(1 - expected)
+    assert scores["whole_share"] == 0.5 and scores["part_share"] == pytest.approx(expected)
+    assert scores["structure_gap"] == pytest.approx(((1 - expected) + 0.5) / 2)
 
 
 def test_memorisation_tells_copying_from_generalising():
-    train, test = random_boxes(20, 8, 1), random_boxes(10, 8, 2)
-    copier = memorisation(train[:10], test, train)
-    assert copier["copy_share"] == 1.0
-    assert copier["copy_gap"] == pytest.approx(1.0 - copier["copy_share_real"])
-    # held-out shapes as "samples" copy exactly as often as the reference: no gap
-    honest = memorisation(test, test, train)
-    assert honest["copy_gap"] == 0.0 and honest["copy_share"] == honest["copy_share_real"]
+    train = random_boxes(20, 8, 1)
+    train[5] = train[4]  # one exact copy inside the training set
+    reference = copy_share_within(train, count=20)
+    assert reference == pytest.approx(2 / 20)  # shapes 4 and 5 each have a copy elsewhere in train
+    copier = memorisation(train[:10], train, reference)
+    assert copier["copy_share"] == 1.0 and copier["copy_gap"] == pytest.approx(1.0 - reference)
+    new = memorisation(random_boxes(10, 8, 2), train, reference)
+    assert new["copy_gap"] == max(0.0, new["copy_share"] - reference) < 0.5

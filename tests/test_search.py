@@ -42,12 +42,14 @@ STUDY = {
     "name": "tiny",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 60, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 12, "max_real": 12, "c2st_epochs": 1}},
-    "budget": {"kimg": 0.192, "eval_every_kimg": 0.048, "grace_kimg": 0.048, "reduction_factor": 2},
+    "budget": {"kimg": 0.192, "eval_every_kimg": 0.048, "grace_kimg": 0.096, "reduction_factor": 2},
     "objectives": ["score"],
     "scheduler": "asha",
     "resources": {"cpus_per_trial": 1},
     "space": {
         "batch_size": [16, 32],
+        "loss": ["bce", "lsgan", "hinge"],
+        "d_steps": 1,
         "generator": {"width": 4, "extra_depth": {"low": 0, "high": 1}, "optimizer": ["adam", "sgd", "adadelta"],
                       },
         "discriminator": {"width": 4, "extra_depth": {"low": 0, "high": 0}},
@@ -142,7 +144,7 @@ def test_every_metric_is_stored_on_the_trial(searched):
         if trial.state != TrialState.COMPLETE:
             continue
         assert trial.values == [trial.user_attrs["score"]]
-        metrics = {k: trial.user_attrs[k] for k in ("iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "part_gap", "copy_gap")}
+        metrics = {k: trial.user_attrs[k] for k in ("iou_mmd", "iou_cov", "iou_1nna", "c2st_acc", "structure_gap", "copy_gap")}
         assert trial.user_attrs["score"] == pytest.approx(derived(metrics)["score"])
         assert Path(trial.user_attrs["checkpoint"]).is_file()
         assert trial.user_attrs["ray_trial_id"]

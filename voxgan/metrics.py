@@ -199,15 +199,16 @@ def largest_part_shares(volumes: Volumes) -> np.ndarray:
 
 def structure_metrics(real: Volumes, fake: Volumes) -> dict[str, float]:
     """Whether generated shapes are whole, as real ones are. part_share: mean share of a sample's
-    voxels in its largest part (debris and fragments lower it); part_gap: |the real shapes'
-    part_share - the samples'|, 0 ideal; whole_share: the share of samples in one piece. IoU and a
-    small classifier hardly see a few floating voxels; these do."""
-    fake_shares = largest_part_shares(fake)
-    return {
-        "part_share": float(fake_shares.mean()),
-        "part_gap": abs(float(largest_part_shares(real).mean()) - float(fake_shares.mean())),
-        "whole_share": float((fake_shares == 1.0).mean()),
-    }
+    voxels in its largest part (debris and fragments lower it); whole_share: the share of samples
+    in one piece; structure_gap: the mean of how far each falls below the real shapes' own, 0
+    ideal. IoU and a small classifier hardly see a few floating voxels; these do. Both halves
+    count: part_share alone barely moves for a little debris, whole_share alone treats one stray
+    voxel like a shattered shape."""
+    fake_shares, real_shares = largest_part_shares(fake), largest_part_shares(real)
+    part, whole = float(fake_shares.mean()), float((fake_shares == 1.0).mean())
+    part_gap = max(0.0, float(real_shares.mean()) - part)
+    whole_gap = max(0.0, float((real_shares == 1.0).mean()) - whole)
+    return {"part_share": part, "whole_share": whole, "structure_gap": (part_gap + whole_gap) / 2}
 
 
 COPY_IOU = 0.95
@@ -219,12 +220,23 @@ def copy_share(shapes: Volumes, train: Volumes, *, device: str | torch.device | 
     return float((iou_matrix(shapes, train, device=device).max(axis=1) >= COPY_IOU).mean())
 
 
-def memorisation(fake: Volumes, test: Volumes, train: Volumes, *, device: str | torch.device | None = None) -> dict[str, float]:
-    """How often samples are near-copies of training shapes, beside how often held-out test shapes
-    are (the reference: a data set with near-duplicates across its split has a non-zero one).
-    copy_gap = max(0, copy_share - copy_share_real): 0 unless G copies more than real data does.
-    IoU-to-test metrics alone would rate a generator that replays its training set as real data."""
-    samples, reference = copy_share(fake, train, device=device), copy_share(test, train, device=device)
+def copy_share_within(train: Volumes, count: int = 200, *, device: str | torch.device | None = None) -> float:
+    """Leave one out: the share of `count` evenly spaced training shapes whose best IoU with any
+    *other* training shape is at least COPY_IOU. It is how often a new draw from the data's
+    distribution is a near-copy of some shape in a set this size: the reference for copy_share.
+    Test shapes cannot give it, since those identical to a training shape are dropped."""
+    index = np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int)
+    iou = iou_matrix(train[index], train, device=device)
+    iou[np.arange(len(index)), index] = -1.0
+    return float((iou.max(axis=1) >= COPY_IOU).mean())
+
+
+def memorisation(fake: Volumes, train: Volumes, reference: float, *, device: str | torch.device | None = None) -> dict[str, float]:
+    """How often samples are near-copies of training shapes (copy_share), beside how often new
+    draws from the data are (copy_share_real, from `copy_share_within`). copy_gap =
+    max(0, copy_share - copy_share_real): 0 unless G copies more than chance. Metrics against the
+    test shapes alone would rate a generator that replays its training set as real data."""
+    samples = copy_share(fake, train, device=device)
     return {"copy_share": samples, "copy_share_real": reference, "copy_gap": max(0.0, samples - reference)}
 
 
@@ -244,6 +256,20 @@ def voxel_metrics(real: Volumes, fake: Volumes, *, device: str | torch.device | 
         "occupancy_ratio": occupancy_ratio(real, fake),
         **structure_metrics(real, fake),
     }
+
+
+def sample_scores(
+    fake: Volumes, fake_heldout: Volumes, real_test: Volumes, real_learn: Volumes, train: Volumes, copy_reference: float,
+    *, c2st_epochs: int, seed: int, device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Every metric of a set of samples: `voxel_metrics` against the real test shapes, the
+    memorisation check against the whole training set (copy_reference: `copy_share_within` of
+    it), and the classifier test (which learns real_learn vs fake, tested on real_test vs
+    fake_heldout)."""
+    scores = voxel_metrics(real_test, fake, device=device)
+    scores |= memorisation(fake, train, copy_reference, device=device)
+    scores["c2st_acc"] = c2st_acc(real_learn, fake, real_test, fake_heldout, epochs=c2st_epochs, seed=seed, device=device)
+    return scores
 
 
 def real_reference(train: Volumes, test: Volumes, *, device: str | torch.device | None = None) -> dict[str, float]:

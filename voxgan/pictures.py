@@ -57,8 +57,10 @@ def render_grid(
     ncols: int = 4,
     threshold: float = 0.5,
     title: str | None = None,
+    row_labels: list[str] | None = None,
 ) -> Path:
-    """Save a PNG grid of voxel renders, one cell per volume, row by row.
+    """Save a PNG grid of voxel renders, one cell per volume, row by row; `row_labels` names each
+    row above its first cell (for sheets that put real shapes beside several generators).
 
     Each thresholded volume is drawn as its closed surface (the marching-cubes mesh that
     `voxgan.export` writes for printing) in one shaded polygon collection. matplotlib's
@@ -78,6 +80,8 @@ def render_grid(
         ax.set_box_aspect((1, 1, 1), zoom=1.3)
         ax.view_init(elev=VIEW_ELEVATION, azim=VIEW_AZIMUTH)
         ax.set_axis_off()
+        if row_labels and index % ncols == 0 and index // ncols < len(row_labels):
+            ax.set_title(row_labels[index // ncols], loc="left", fontsize=10)
     if title:
         figure.suptitle(title)
     figure.subplots_adjust(left=0, right=1, bottom=0, top=0.92 if title else 1, wspace=0, hspace=0)

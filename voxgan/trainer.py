@@ -121,6 +121,7 @@ class Trainer:
         self._last_d_acc = 0.0
         self._order = torch.empty(0, dtype=torch.long, device=self.device)  # this pass's shuffled indices
         self._cursor = 0  # how many of them have been used
+        self._copy_reference: float | None = None
 
     @property
     def sampler(self) -> Generator:
@@ -300,11 +301,10 @@ class Trainer:
         real_train = torch.from_numpy(evenly_spaced(self.data.train, ev.n_samples))
         fake = self.sample(ev.n_samples, ev.seed) > 0.5
         fake_heldout = self.sample(len(real_test), ev.seed + 1) > 0.5
-        scores = metrics.voxel_metrics(real_test, fake, device=self.device)
-        scores |= metrics.memorisation(fake, real_test, self.data.train, device=self.device)
-        scores["c2st_acc"] = metrics.c2st_acc(
-            real_train, fake, real_test, fake_heldout, epochs=ev.c2st_epochs, seed=ev.seed, device=self.device
-        )
+        if self._copy_reference is None:  # a property of the data: computed once per run
+            self._copy_reference = metrics.copy_share_within(self.data.train, device=self.device)
+        scores = metrics.sample_scores(fake, fake_heldout, real_test, real_train, self.data.train, self._copy_reference,
+                                       c2st_epochs=ev.c2st_epochs, seed=ev.seed, device=self.device)
         scores["d_real"] = self.d_mean(real_test)
         scores["d_fake"] = self.d_mean(fake)
         return {key: float(value) for key, value in scores.items()}
