@@ -70,3 +70,15 @@ def test_config_reference_is_current():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (docs / "config.md").read_text() == module.reference(), "run: python docs/make_config_reference.py"
+
+
+def test_a_partial_network_section_keeps_that_networks_tutorial_defaults():
+    """`discriminator: {width: 16}` changes D's width only: D keeps lr 1e-5, beta1 0.9 and
+    LeakyReLU, and does not take NetConfig's (the generator's) settings."""
+    cfg = Config.from_dict({"discriminator": {"width": 16}, "generator": {"width": 8}})
+    tutorial = Config()
+    assert (cfg.discriminator.width, cfg.generator.width) == (16, 8)
+    for net in ("generator", "discriminator"):
+        for key in ("lr", "beta1", "activation", "optimizer"):
+            assert getattr(getattr(cfg, net), key) == getattr(getattr(tutorial, net), key), (net, key)
+    assert tutorial.discriminator.lr == 1e-5 and tutorial.discriminator.activation == "leaky_relu"
