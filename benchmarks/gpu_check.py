@@ -95,7 +95,8 @@ def packing(dry_run: bool, address: str | None, log: list[str], timeout: float) 
             wall = time.perf_counter() - start
             row = {"trials": n, "gpus_per_trial": share, "exit": code, "wall_s": wall}
             if code == 0:
-                trials = open_existing_study(None, out, None).trials
+                # the trials that ran (a study of fewer trials than its enqueued recipes leaves one waiting)
+                trials = [t for t in open_existing_study(None, out, None).trials if "samples_per_s" in t.user_attrs]
                 rates = [t.user_attrs.get("samples_per_s", 0.0) for t in trials]
                 row.update(aggregate_sps=sum(rates), per_trial_sps=sum(rates) / max(len(rates), 1),
                            gpus=sorted({t.user_attrs.get("cuda_visible_devices", "?") for t in trials}))
