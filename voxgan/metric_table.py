@@ -40,7 +40,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("part_share", "maximize", "largest-part share (real 1)", objective=True),
     Metric("whole_share", "maximize", "whole samples (real 1)"),
     Metric("copy_share", "minimize", "copies of train shapes"),
-    Metric("copy_share_real", None, "  test shapes' copies (ref)"),
+    Metric("copy_share_real", None, "  the same by chance"),
     Metric("d_real", None, "D(x)", per_epoch=True),
     Metric("d_fake", None, "D(G(z))", per_epoch=True),
     Metric("nna_gap", "minimize", objective=True),
