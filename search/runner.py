@@ -88,6 +88,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     opened = open_study(spec, out, settings.storage, settings.resume, settings.trials)
     out.mkdir(parents=True, exist_ok=True)
     if not settings.quiet:
+        print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
         print(f"study '{spec.name}' in {out}: {opened.started} trials so far ({len(opened.to_resume)} to continue), "
               f"{opened.new_trials} to run", file=sys.stderr)
     if opened.new_trials + len(opened.to_resume) > 0:
