@@ -68,6 +68,7 @@ def test_spectral_norm_keeps_each_layers_largest_singular_value_near_one():
             D(torch.rand(2, 1, 16, 16, 16))
     convs = [m for m in D.modules() if isinstance(m, nn.Conv3d)]
     assert len(convs) == 3 and all(nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    assert convs[-1].bias is not None  # the output layer keeps its bias (the logit's offset)
     for layer in convs:
         sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item()
         assert sigma == pytest.approx(1.0, abs=0.02)

@@ -55,18 +55,18 @@ def normalisation(name: str, channels: int) -> list[nn.Module]:
     return []
 
 
-def conv(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, net: NetConfig | None) -> nn.Module:
-    """A (transposed) convolution; no bias where a normalisation's shift follows, spectrally
-    normalised where the network asks for it. `net=None` is an output layer: bias, nothing else."""
-    layer = kind(c_in, c_out, kernel, stride, padding, bias=net is None or net.norm == "none")
-    if net is not None and net.spectral_norm:
-        layer = nn.utils.parametrizations.spectral_norm(layer)
-    return layer
+def conv(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, *, bias: bool,
+         spectral: bool) -> nn.Module:
+    """A (transposed) convolution, spectrally normalised when asked."""
+    layer = kind(c_in, c_out, kernel, stride, padding, bias=bias)
+    return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
 
 
 def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, net: NetConfig) -> nn.Sequential:
     """Convolution, optional normalisation, hidden activation: one row of SEED-SPEC's tables."""
-    return nn.Sequential(conv(kind, c_in, c_out, kernel, stride, padding, net), *normalisation(net.norm, c_out), activation(net.activation))
+    # no bias where a normalisation's shift follows
+    layer = conv(kind, c_in, c_out, kernel, stride, padding, bias=net.norm == "none", spectral=net.spectral_norm)
+    return nn.Sequential(layer, *normalisation(net.norm, c_out), activation(net.activation))
 
 
 class Generator(nn.Module):
@@ -82,7 +82,7 @@ class Generator(nn.Module):
             layers.append(block(nn.Conv3d, channels[0], channels[0], 3, 1, 1, net))
         for c_in, c_out in zip(channels, channels[1:]):
             layers.append(block(nn.ConvTranspose3d, c_in, c_out, KERNEL, 2, 1, net))
-        layers.append(nn.Sequential(conv(nn.ConvTranspose3d, channels[-1], 1, KERNEL, 2, 1, None), nn.Sigmoid()))
+        layers.append(nn.Sequential(conv(nn.ConvTranspose3d, channels[-1], 1, KERNEL, 2, 1, bias=True, spectral=False), nn.Sigmoid()))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,7 @@ class Discriminator(nn.Module):
         for _ in range(net.extra_depth):
             layers.append(block(nn.Conv3d, channels[-1], channels[-1], 3, 1, 1, net))
         # valid: 4^3 -> 1^3, sigmoid in the loss; spectrally normalised with the rest when asked
-        layers.append(nn.Sequential(conv(nn.Conv3d, channels[-1], 1, KERNEL, 1, 0, net if net.spectral_norm else None)))
+        layers.append(nn.Sequential(conv(nn.Conv3d, channels[-1], 1, KERNEL, 1, 0, bias=True, spectral=net.spectral_norm)))
         self.layers = nn.Sequential(*layers)
         self.output_activation = nn.Sigmoid()
 

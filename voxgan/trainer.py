@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -122,6 +122,7 @@ class Trainer:
         self._order = torch.empty(0, dtype=torch.long, device=self.device)  # this pass's shuffled indices
         self._cursor = 0  # how many of them have been used
         self._copy_reference: float | None = None
+        self._flags = torch.tensor([0.0, 1.0], device=self.device)  # "D updated?" without a copy per step
 
     @property
     def sampler(self) -> Generator:
@@ -200,7 +201,7 @@ class Trainer:
             self._last_d_acc = float(d_acc)  # the rule's decision needs the value on the host
         return torch.stack([
             d_loss.detach(), torch.sigmoid(real_logits.detach().float()).mean(),
-            torch.sigmoid(fake_logits.detach().float()).mean(), d_acc, d_acc.new_tensor(float(update)),
+            torch.sigmoid(fake_logits.detach().float()).mean(), d_acc, self._flags[int(update)],
         ])
 
     def _generator_step(self, n: int) -> torch.Tensor:
@@ -252,12 +253,12 @@ class Trainer:
         is cut into stretches (a search's evaluations, a retrain's epochs). `epoch` then counts the
         passes over the training set begun so far."""
         per_iteration = min(self.cfg.batch_size, len(self.train_set)) * self.cfg.d_steps
-        iterations = max(0, math.ceil((round(kimg * 1000) - self.shapes_seen) / per_iteration))
+        iterations = math.ceil((round(kimg * 1000) - self.shapes_seen) / per_iteration)
+        if iterations < 1:
+            raise ValueError(f"already at {self.kimg} kimg, not below {kimg}")
         self.epoch = max(self.epoch, math.ceil((self.shapes_seen + 1) / len(self.train_set)))
-        stats = self._train(iterations) if iterations else None
+        stats = self._train(iterations)
         self.epoch = math.ceil(self.shapes_seen / len(self.train_set))
-        if stats is None:
-            return EpochStats(self.epoch, *(math.nan,) * 6, seconds=0.0, samples_per_s=0.0, kimg=self.kimg)
         stats.epoch = self.epoch
         return self._record(stats)
 
