@@ -36,7 +36,8 @@ def run_parser() -> Parser:
     p.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs of one trial (default from the study)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs of one trial; fractions pack trials on a GPU (default from the study)")
     p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop starting trials after this long")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="start no new trial this long after the first; running trials finish, `--resume` runs the rest")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study key, e.g. --set budget.kimg=40 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no live progress, only the summary")

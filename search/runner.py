@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from optuna.trial import TrialState
+
 from search.opening import check_folder, open_study, stale_running_trials
 from search.ray_session import quiet_ray
 from search.results import summary
@@ -21,6 +23,7 @@ from voxgan.data import load_dataset
 from voxgan.errors import VoxganError
 
 DEFAULT_TRIALS = 20
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass
@@ -105,6 +108,9 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
             # Tune catches SIGINT and returns from fit() as if the study were done; the trials it
             # stopped stay RUNNING. Exit as interrupted, not with a summary that looks final.
             raise KeyboardInterrupt(f"{len(left)} trial(s) left RUNNING; `--resume` with the same flags continues them")
+        if settings.time_budget and (ran := len(opened.study.get_trials(deepcopy=False, states=FINISHED))) < settings.trials:
+            print(f"--time-budget reached: the study has {ran} of {settings.trials} trials; "
+                  f"`--resume --trials {settings.trials}` runs the rest", file=sys.stderr)
     return summary(opened.study)
 
 

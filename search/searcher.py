@@ -15,6 +15,7 @@ harness owns. It:
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ SECONDS_ATTR = "seconds"
 
 class StudySearcher(Searcher):
     def __init__(self, spec: StudySpec, study: optuna.Study, storage: optuna.storages.BaseStorage,
-                 experiment_dir: Path, artifact_store: FileSystemArtifactStore, resume: list[int]):
+                 experiment_dir: Path, artifact_store: FileSystemArtifactStore, resume: list[int],
+                 time_budget: float | None = None):
         single = not spec.multi_objective
         modes = ["min" if d == "minimize" else "max" for d in spec.directions]
         super().__init__(metric=spec.objectives[0] if single else spec.objectives, mode=modes[0] if single else modes)
@@ -46,6 +48,10 @@ class StudySearcher(Searcher):
         self.storage = storage
         self.to_resume = list(resume)
         """Numbers of Optuna trials an interrupted run left RUNNING, continued before new ones are asked."""
+        self.time_budget = time_budget
+        """Seconds from the first trial's start after which no new trial is asked for (running ones
+        finish): Ray Tune's own time budget would stop the running trials too."""
+        self.deadline: float | None = None
         self.records: dict[str, EvaluationRecord] = {}
         self.told: set[str] = set()
         self.record_kwargs = {"experiment_dir": experiment_dir, "artifact_store": artifact_store,
@@ -53,9 +59,13 @@ class StudySearcher(Searcher):
 
     # ---- asking ---------------------------------------------------------------------------------
 
-    def suggest(self, trial_id: str) -> dict | None:
+    def suggest(self, trial_id: str) -> dict | str | None:
         if self.to_resume:
             return self.reattach(trial_id, self.to_resume.pop(0))
+        if self.time_budget is not None:
+            self.deadline = self.deadline or time.monotonic() + self.time_budget
+            if time.monotonic() > self.deadline:
+                return Searcher.FINISHED
         trial = self.study.ask()
         config = self.trial_config(trial)
         self.start_record(trial_id, trial, [])

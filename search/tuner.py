@@ -48,7 +48,7 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: P
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     ray_dir = (out / "ray").resolve()
     searcher = StudySearcher(spec, opened.study, opened.storage, ray_dir / experiment, artifact_store_for(out),
-                             opened.to_resume)
+                             opened.to_resume, time_budget)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial))),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
@@ -57,7 +57,7 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: P
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher, scheduler=make_scheduler(spec), num_samples=opened.new_trials + len(opened.to_resume),
-            max_concurrent_trials=max_concurrent, time_budget_s=time_budget,
+            max_concurrent_trials=max_concurrent,
             trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True,
         ),
         run_config=tune.RunConfig(

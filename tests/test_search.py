@@ -249,3 +249,16 @@ def test_report_says_optunas_warnings_in_a_line_each(searched, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "Warning" not in err and ".py:" not in err, err
     assert all(line.startswith("note: ") for line in err.splitlines()), err
+
+
+def test_time_budget_starts_no_new_trial_and_lets_running_ones_finish(tmp_path, capsys):
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(yaml.safe_dump(STUDY))
+    out = tmp_path / "run"
+    assert dispatch(["--study", str(study_file), "--out", str(out), "--max-concurrent", "1", "--quiet",
+                     "--trials", "40", "--time-budget", "2"]) == 0
+    states = [t.state for t in trials(out)]
+    finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    assert 1 <= len(finished) < 40
+    assert TrialState.RUNNING not in states  # Ray Tune's own time budget would have left them RUNNING
+    assert f"the study has {len(finished)} of 40 trials" in capsys.readouterr().err
