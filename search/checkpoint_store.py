@@ -23,6 +23,9 @@ from pyarrow import fs
 from voxgan.errors import VoxganError
 
 DEFAULT_FOLDER = "ray"
+CHECKPOINT_NAME = "checkpoint.pt"
+SAMPLES_NAME = "samples.png"
+"""What a trial's checkpoint folder holds: the trainer's state, and a picture of its samples."""
 
 
 def is_uri(location: str) -> bool:
@@ -91,17 +94,44 @@ def copy_to_local(location: str, target: Path) -> None:
                   destination_filesystem=fs.LocalFileSystem())
 
 
-def remove_folder(location: str) -> None:
-    """Delete a folder and everything in it; one already gone is no error."""
-    filesystem, path = open_location(location)
-    try:
-        filesystem.delete_dir(path)
-    except FileNotFoundError:
-        pass
+def checkpoint_files(location: str) -> list[str]:
+    """The files of the checkpoint at `location`: itself and the samples picture beside it."""
+    return [location, join(parent(location), SAMPLES_NAME)]
 
 
-def folder_size(location: str) -> int:
-    """Bytes of the files in a folder, at any depth (0 for a folder that is gone)."""
+def remove_checkpoint(location: str) -> None:
+    """Delete the checkpoint at `location` (`checkpoint_files`), then its folder if nothing else is
+    left in it. Only these files: whatever else shares the folder stays (a location is read from a
+    trial's attribute, and a user may have set one by hand)."""
     filesystem, path = open_location(location)
-    selector = fs.FileSelector(path, recursive=True, allow_not_found=True)
-    return sum(info.size or 0 for info in filesystem.get_file_info(selector) if info.type == fs.FileType.File)
+    for file in checkpoint_files(path):
+        try:
+            filesystem.delete_file(file)
+        except FileNotFoundError:
+            pass
+    folder = parent(path)
+    if not filesystem.get_file_info(fs.FileSelector(folder, allow_not_found=True)):
+        try:
+            filesystem.delete_dir(folder)
+        except FileNotFoundError:
+            pass
+
+
+def remove_other_checkpoints(trial_folder: str, keep: str | None) -> None:
+    """Delete the checkpoints in a Ray trial's folder (its `checkpoint_*` folders) other than the
+    one at `keep`: those an interrupted run wrote but never recorded (a worker persists a
+    checkpoint before the driver hears of it)."""
+    filesystem, path = open_location(trial_folder)
+    kept = parent(open_location(keep)[1]) if keep else None
+    for info in filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True)):
+        if info.type == fs.FileType.Directory and info.base_name.startswith("checkpoint_") and info.path != kept:
+            remove_checkpoint(join(trial_folder, info.base_name, CHECKPOINT_NAME))
+
+
+def checkpoint_size(location: str) -> int:
+    """Bytes of the checkpoint at `location` with its picture (0 when the checkpoint is gone)."""
+    filesystem, path = open_location(location)
+    infos = filesystem.get_file_info(checkpoint_files(path))
+    if infos[0].type != fs.FileType.File:
+        return 0
+    return sum(info.size for info in infos if info.type == fs.FileType.File)

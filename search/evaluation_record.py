@@ -13,15 +13,16 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from search.checkpoint_store import is_file, join, local_copy, parent, remove_folder
+from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, join, local_copy, remove_checkpoint
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
-from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
 from voxgan.metric_table import REPORTED
 
 DEVICES_ATTR = "cuda_visible_devices"
 RESUMED_ATTR = "resumed_from_kimg"
 """The kimg of the checkpoint a trial continued from after an interrupted run."""
+FOLDER_ATTR = "ray_trial_folder"
+"""The Ray trial's folder in the storage path (the last run's, for a continued trial)."""
 NODE_ATTR = "ray_node_id"
 HOST_ATTR = "hostname"
 """The Ray node (and its machine) that trained the trial; the last one for a continued trial."""
@@ -38,6 +39,7 @@ class EvaluationRecord:
         self.trial = trial
         self.folder = join(str(experiment_dir), ray_trial_id)
         """The Ray trial's folder in the storage path: a local path or a URI."""
+        trial.set_user_attr(FOLDER_ATTR, self.folder)
         self.curve = [list(point) for point in curve]
         self.artifact_store = artifact_store
         self.report_values = report_values
@@ -66,7 +68,8 @@ class EvaluationRecord:
             previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
             self.trial.set_user_attr(CHECKPOINT_ATTR, join(folder, CHECKPOINT_NAME))
             if previous and not previous.startswith(self.folder + "/"):
-                remove_folder(parent(previous))  # an interrupted run's, continued from and now replaced
+                # an interrupted run's, continued from and now replaced
+                remove_checkpoint(previous)
             if is_file(join(folder, SAMPLES_NAME)):  # artifacts attach only while the trial runs
                 with local_copy(join(folder, SAMPLES_NAME)) as samples:
                     upload_artifact(artifact_store=self.artifact_store, file_path=str(samples),

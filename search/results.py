@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.checkpoint_store import copy_to_local, folder_size, is_file, parent
+from search.checkpoint_store import checkpoint_size, copy_to_local, is_file
 from voxgan.config import Config
 from voxgan.errors import VoxganError
 from voxgan.metric_table import REPORTED, SUMMARY_ROWS
@@ -182,8 +182,8 @@ def summary(study: optuna.Study) -> dict:
 
 def checkpoint_disk(study: optuna.Study) -> dict:
     """What the study's checkpoints take in the storage path: the trials that still have one, and
-    their bytes (each trial keeps its last checkpoint, with its samples picture)."""
-    sizes = [folder_size(parent(t.user_attrs[CHECKPOINT_ATTR])) for t in study.get_trials(deepcopy=False)
+    their bytes (each keeps its last checkpoint, with its samples picture)."""
+    sizes = [checkpoint_size(t.user_attrs[CHECKPOINT_ATTR]) for t in study.get_trials(deepcopy=False)
              if CHECKPOINT_ATTR in t.user_attrs]
     return {"trials": sum(size > 0 for size in sizes), "bytes": sum(sizes)}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from search.checkpoint_store import parent, remove_folder
+from search.checkpoint_store import remove_checkpoint
 from search.results import CHECKPOINT_ATTR, ranked_trials
 
 RESUMABLE = (TrialState.RUNNING, TrialState.WAITING)
@@ -40,7 +40,7 @@ class Retention:
             if trial.state in RESUMABLE or trial.number in best or trial.number in self.deleted:
                 continue
             if CHECKPOINT_ATTR in trial.user_attrs:
-                remove_folder(parent(trial.user_attrs[CHECKPOINT_ATTR]))
+                remove_checkpoint(trial.user_attrs[CHECKPOINT_ATTR])
                 swept.append(trial.number)
             self.deleted.add(trial.number)
         return swept

@@ -24,7 +24,8 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.evaluation_record import EvaluationRecord
+from search.checkpoint_store import remove_other_checkpoints
+from search.evaluation_record import FOLDER_ATTR, EvaluationRecord
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
 from search.retention import Retention
@@ -76,6 +77,8 @@ class StudySearcher(Searcher):
         optuna_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
         stored = self.storage.get_trial(optuna_id)
         trial = optuna.trial.Trial(self.study, optuna_id)
+        if FOLDER_ATTR in stored.user_attrs:  # the interrupted run's folder: only the checkpoint continued from stays
+            remove_other_checkpoints(stored.user_attrs[FOLDER_ATTR], stored.user_attrs.get(CHECKPOINT_ATTR))
         record = self.start_record(trial_id, trial, stored.user_attrs.get(CURVE_ATTR, []))
         record.restore_lost_reports(stored.intermediate_values)
         # A driver killed between asking a trial and storing its config leaves only the params:

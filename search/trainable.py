@@ -18,7 +18,7 @@ import ray
 import torch
 from ray import tune
 
-from search.checkpoint_store import is_file, local_copy
+from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy
 from search.objective import with_objectives
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
@@ -27,8 +27,6 @@ from voxgan.metric_table import REPORTED
 from voxgan.pictures import render_grid
 from voxgan.trainer import Trainer
 
-CHECKPOINT_NAME = "checkpoint.pt"
-SAMPLES_NAME = "samples.png"
 
 
 def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
