@@ -19,7 +19,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from search.checkpoint_store import remove_checkpoint
+from search.checkpoint_store import remove_checkpoint, remove_other_checkpoints
+from search.evaluation_record import FOLDER_ATTR
 from search.results import CHECKPOINT_ATTR, ranked_trials
 
 RESUMABLE = (TrialState.RUNNING, TrialState.WAITING)
@@ -42,5 +43,7 @@ class Retention:
             if CHECKPOINT_ATTR in trial.user_attrs:
                 remove_checkpoint(trial.user_attrs[CHECKPOINT_ATTR])
                 swept.append(trial.number)
+            if FOLDER_ATTR in trial.user_attrs:  # and any its process wrote but never reported (it crashed)
+                remove_other_checkpoints(trial.user_attrs[FOLDER_ATTR], keep=None)
             self.deleted.add(trial.number)
         return swept

@@ -6,7 +6,8 @@ folder both nodes reach, as an NFS mount would be). Once a trial on the worker n
 checkpoint, the worker node is killed (SIGKILL of all its processes: a machine losing power).
 The study must still reach its trial count, the lost trial end FAIL with a reason (never stay
 RUNNING), the driver exit cleanly, trials have run on both nodes, every checkpoint be named in the
-storage path, and the best trial export and retrain.
+storage path, only the best 3 trials (the default keep_checkpoints) keep one, and the best
+trial export and retrain.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.local_cluster import local_cluster, worker_node  # noqa: E402
+from search.results import ranked_trials  # noqa: E402
 from search.storage import open_existing_study  # noqa: E402
 from test_gpu_scheduling import STUDY as PACKING  # noqa: E402
 
@@ -107,6 +109,8 @@ def test_a_study_on_two_nodes_survives_losing_one(tmp_path):
         {n: t.state.name for n, t in trials.items()}
     assert {t.user_attrs.get("ray_node_id") for t in trials.values()} == {head_id, worker_id}
     assert all(t.user_attrs["checkpoint"].startswith(f"{shared}/run-") for t in trials.values())
+    best = [Path(t.user_attrs["checkpoint"]) for t in ranked_trials(open_existing_study(None, out, None))[:3]]
+    assert sorted(shared.rglob("*.pt")) == sorted(best), "not only the best 3 (keep_checkpoints) kept a checkpoint"
 
     export = [str(BIN / "voxgan-search"), "export", "--run", str(out), "--out", str(tmp_path / "best.yaml")]
     assert subprocess.run(export, env=env, capture_output=True, timeout=60).returncode == 0
