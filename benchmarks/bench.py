@@ -305,8 +305,8 @@ def bench_search(trials: int) -> dict:
         study_file.write_text(yaml.safe_dump(TINY_STUDY))
         spec = load_study(study_file)
         out = folder / "run"
-        settings = SearchSettings(trials=trials, out=out, storage=None, resume=False, max_concurrent=1,
-                                  cpus_per_trial=1, gpus_per_trial=0, address=None, time_budget=None, quiet=True)
+        settings = SearchSettings(trials=trials, out=out, storage=None, storage_path=str(out / "ray"), resume=False,
+                                  max_concurrent=1, cpus_per_trial=1, gpus_per_trial=0, address=None, time_budget=None, quiet=True)
         start = time.perf_counter()
         run_search(spec, settings)
         wall = time.perf_counter() - start

@@ -31,6 +31,9 @@ def run_parser() -> Parser:
     p.add_argument("--trials", type=int, default=None, help="number of trials in the study, the tutorial baseline included (default 20)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<study name>)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out>/study.db), e.g. postgresql://...")
+    p.add_argument("--storage-path", default=None, metavar="FOLDER_OR_URI",
+                   help="where trials write checkpoints (Ray Tune's storage path): a folder every node mounts at "
+                        "the same path (NFS) or a URI such as s3://bucket/prefix (default <out>/ray: one machine)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study in --out until it has --trials trials")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials running at once (default: as many as the resources allow)")
     p.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs of one trial (default from the study)")
@@ -97,10 +100,13 @@ def export_command(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("best.yaml"), help="config file to write (default best.yaml)")
     p.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N instead of the best (0: the tutorial baseline)")
     args = p.parse_args(argv)
-    from search.results import export_best
+    from search.results import CHECKPOINT_ATTR, export_best
 
     trial, config_path, checkpoint_path = export_best(_open_study(args), args.out, args.trial)
     print(f"trial {trial.number} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
+    if checkpoint_path is None and trial.user_attrs.get(CHECKPOINT_ATTR):
+        print(f"note: trial {trial.number}'s checkpoint was deleted (only the best keep_checkpoints finished trials "
+              "keep theirs): retrain it from the config", file=sys.stderr)
     return 0
 
 

@@ -13,14 +13,19 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
+from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, join, local_copy, remove_checkpoint
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
-from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
 from voxgan.metric_table import REPORTED
 
 DEVICES_ATTR = "cuda_visible_devices"
 RESUMED_ATTR = "resumed_from_kimg"
 """The kimg of the checkpoint a trial continued from after an interrupted run."""
+FOLDER_ATTR = "ray_trial_folder"
+"""The Ray trial's folder in the storage path (the last run's, for a continued trial)."""
+NODE_ATTR = "ray_node_id"
+HOST_ATTR = "hostname"
+"""The Ray node (and its machine) that trained the trial; the last one for a continued trial."""
 
 
 def step(kimg: float) -> int:
@@ -29,10 +34,12 @@ def step(kimg: float) -> int:
 
 
 class EvaluationRecord:
-    def __init__(self, trial: optuna.Trial, ray_trial_id: str, curve: list, experiment_dir: Path,
+    def __init__(self, trial: optuna.Trial, ray_trial_id: str, curve: list, experiment_dir: Path | str,
                  artifact_store: FileSystemArtifactStore, report_values: bool):
         self.trial = trial
-        self.folder = experiment_dir / ray_trial_id
+        self.folder = join(str(experiment_dir), ray_trial_id)
+        """The Ray trial's folder in the storage path: a local path or a URI."""
+        trial.set_user_attr(FOLDER_ATTR, self.folder)
         self.curve = [list(point) for point in curve]
         self.artifact_store = artifact_store
         self.report_values = report_values
@@ -49,16 +56,24 @@ class EvaluationRecord:
         self.trial.set_user_attr(CURVE_ATTR, self.curve)
         if self.report_values and is_finite([result[metric]]):
             self.trial.report(result[metric], step(result["kimg"]))
+        if result.get("node_id") and result["node_id"] != self.trial.user_attrs.get(NODE_ATTR):
+            self.trial.set_user_attr(NODE_ATTR, result["node_id"])
+            self.trial.set_user_attr(HOST_ATTR, result["hostname"])
         if len(self.curve) == 1 and result.get("cuda_visible_devices"):  # the GPU(s) Ray gave the trial
             self.trial.set_user_attr(DEVICES_ATTR, result["cuda_visible_devices"])
         if result.get("start_kimg"):
             self.trial.set_user_attr(RESUMED_ATTR, result["start_kimg"])
         if result.get("checkpoint_dir_name"):
-            folder = self.folder / result["checkpoint_dir_name"]
-            self.trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))
-            if (folder / SAMPLES_NAME).is_file():  # artifacts attach only while the trial runs
-                upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / SAMPLES_NAME),
-                                study_or_trial=self.trial, mimetype="image/png")
+            folder = join(self.folder, result["checkpoint_dir_name"])
+            previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
+            self.trial.set_user_attr(CHECKPOINT_ATTR, join(folder, CHECKPOINT_NAME))
+            if previous and not previous.startswith(self.folder + "/"):
+                # an interrupted run's, continued from and now replaced
+                remove_checkpoint(previous)
+            if is_file(join(folder, SAMPLES_NAME)):  # artifacts attach only while the trial runs
+                with local_copy(join(folder, SAMPLES_NAME)) as samples:
+                    upload_artifact(artifact_store=self.artifact_store, file_path=str(samples),
+                                    study_or_trial=self.trial, mimetype="image/png")
 
     def restore_lost_reports(self, stored: dict[int, float]) -> None:
         """A driver killed between storing an evaluation's curve point and its intermediate value

@@ -8,6 +8,7 @@ driver exits cleanly, leaving in-flight trials RUNNING in the study for `--resum
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ QUIET_RAY = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_DEDUP_LOGS": "0",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # Ray's own json/csv/TensorBoard copies of every result
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # a crashed trial is a FAIL with its reason, not a traceback here
 }
 
 
@@ -41,6 +43,9 @@ def ray_session(out: Path, address: str | None, gpus_per_trial: float) -> Iterat
     processes.stop_leftovers(out)
     ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=True,
              logging_level="ERROR", num_cpus=None if address else os.cpu_count())
+    # Its closing "Trials did not complete: [train_trial_<id>]" names Ray's ids; the summary counts
+    # the FAILed trials, and each one's fail_reason says why.
+    logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
     previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         processes.record(out)

@@ -1,18 +1,19 @@
 """Reading a finished (or running) study back: the best trial, export, plots.
 
-Every trial carries its complete voxgan config and its checkpoint's path as user attributes
-(written by the searcher), so the best trial can be retrained or sampled without the search.
+Every trial carries its complete voxgan config and its checkpoint's location (in the storage
+path, `search.checkpoint_store`) as user attributes (written by the searcher), so the best trial
+can be retrained or sampled without the search.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.checkpoint_store import checkpoint_size, copy_to_local, is_file
 from voxgan.config import Config
 from voxgan.errors import VoxganError
 from voxgan.metric_table import REPORTED, SUMMARY_ROWS
@@ -34,18 +35,24 @@ def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if CONFIG_ATTR in t.user_attrs]
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The single-objective optimum; for several objectives, the Pareto-optimal trial with the
-    lowest combined `score` (a documented tie-break, since a front has no single best)."""
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The finished trials, best first. Single objective: by value. Several objectives: the
+    Pareto-optimal trials by their combined `score` (a documented tie-break, since a front has
+    no single best), then the others by `score`."""
     trials = finished_trials(study)
-    if not trials:
-        raise VoxganError(f"study '{study.study_name}' has no finished trial yet")
     if len(study.directions) == 1:
         sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
-        return min(trials, key=lambda t: sign * t.value)
-    front = {t.number for t in study.best_trials}
-    candidates = [t for t in trials if t.number in front] or trials
-    return min(candidates, key=lambda t: t.user_attrs.get("score", float("inf")))
+        return sorted(trials, key=lambda t: sign * t.value)
+    front = {t.number for t in study.best_trials} if trials else set()
+    return sorted(trials, key=lambda t: (t.number not in front, t.user_attrs.get("score", float("inf"))))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The first of `ranked_trials`."""
+    ranked = ranked_trials(study)
+    if not ranked:
+        raise VoxganError(f"study '{study.study_name}' has no finished trial yet")
+    return ranked[0]
 
 
 def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
@@ -65,20 +72,20 @@ def baseline_trial(study: optuna.Study, label: str = BASELINE_ATTR) -> FrozenTri
 
 def export_best(study: optuna.Study, out: Path, number: int | None = None) -> tuple[FrozenTrial, Path, Path | None]:
     """Write the best trial's config (or trial `number`'s, e.g. 0 for the tutorial baseline) as
-    YAML at `out` and copy its checkpoint beside it (`<stem>.pt`). Refuses to overwrite files."""
+    YAML at `out` and copy its checkpoint beside it (`<stem>.pt`) from the storage path. Refuses to
+    overwrite files. A trial whose checkpoint is gone (outside the best `keep_checkpoints`
+    finished trials) exports its config alone, for `voxgan-train --config`: the third item is then None."""
     trial = best_trial(study) if number is None else trial_by_number(study, number)
     checkpoint_src = trial.user_attrs.get(CHECKPOINT_ATTR)
-    checkpoint_out = out.with_suffix(".pt") if checkpoint_src else None
+    checkpoint_out = out.with_suffix(".pt") if checkpoint_src and is_file(checkpoint_src) else None
     for path in (out, checkpoint_out):
         if path is not None and path.exists():
             raise VoxganError(f"{path}: already exists; choose another --out")
     cfg = Config.from_dict(trial.user_attrs[CONFIG_ATTR])
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
-    if checkpoint_src:
-        if not Path(checkpoint_src).is_file():
-            raise VoxganError(f"trial {trial.number}'s checkpoint {checkpoint_src} is missing")
-        shutil.copyfile(checkpoint_src, checkpoint_out)
+    if checkpoint_out is not None:
+        copy_to_local(checkpoint_src, checkpoint_out)
     return trial, out, checkpoint_out
 
 
@@ -169,7 +176,16 @@ def summary(study: optuna.Study) -> dict:
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] += 1
     return {"study": study.study_name, "objectives": study.metric_names, "trials": {k: v for k, v in counts.items() if v},
-            "best": describe(best), **{label: describe(baseline_trial(study, label)) for label in RECIPE_ATTRS.values()}}
+            "best": describe(best), **{label: describe(baseline_trial(study, label)) for label in RECIPE_ATTRS.values()},
+            "checkpoints": checkpoint_disk(study)}
+
+
+def checkpoint_disk(study: optuna.Study) -> dict:
+    """What the study's checkpoints take in the storage path: the trials that still have one, and
+    their bytes (each keeps its last checkpoint, with its samples picture)."""
+    sizes = [checkpoint_size(t.user_attrs[CHECKPOINT_ATTR]) for t in study.get_trials(deepcopy=False)
+             if CHECKPOINT_ATTR in t.user_attrs]
+    return {"trials": sum(size > 0 for size in sizes), "bytes": sum(sizes)}
 
 
 def format_summary(result: dict) -> str:
@@ -186,4 +202,7 @@ def format_summary(result: dict) -> str:
     for column, trial in zip(columns, trials):
         if trial and column != "best" and trial["state"] != "COMPLETE":
             lines.append(f"  (the {column} ended {trial['state'].lower()}: its metrics are from its last evaluation)")
+    if "checkpoints" in result:
+        disk = result["checkpoints"]
+        lines.append(f"  checkpoints: {disk['trials']} trial(s) keep one, {disk['bytes'] / 1e6:.1f} MB on disk")
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """Run (or resume) a study: Optuna samples, Ray Tune schedules, the Optuna storage records.
 
 Top to bottom: check the folder, load the data, open the study (`search.opening`), start Ray
-(`search.ray_session`), run a fresh Ray Tune experiment in `<out>/ray/` (`search.tuner`), and
-summarise the study (`search.results`).
+(`search.ray_session`), run a fresh Ray Tune experiment in the storage path (`<out>/ray/` unless
+`--storage-path` says otherwise; `search.checkpoint_store`, `search.tuner`), and summarise the
+study (`search.results`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from search.checkpoint_store import resolve_storage_path
 from search.opening import check_folder, open_study, stale_running_trials
 from search.ray_session import quiet_ray
 from search.results import summary
@@ -33,6 +35,8 @@ class SearchSettings:
     trials: int
     out: Path
     storage: str | None
+    storage_path: str
+    """Ray Tune's storage path for checkpoints: an absolute folder or a URI (`resolve_storage_path`)."""
     resume: bool
     max_concurrent: int | None
     cpus_per_trial: float
@@ -43,10 +47,12 @@ class SearchSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, spec: StudySpec) -> SearchSettings:
+        out = args.out or Path("runs") / spec.name
         settings = cls(
             trials=DEFAULT_TRIALS if args.trials is None else args.trials,
-            out=args.out or Path("runs") / spec.name,
+            out=out,
             storage=args.storage,
+            storage_path=resolve_storage_path(args.storage_path, out),
             resume=args.resume,
             max_concurrent=args.max_concurrent if args.max_concurrent is not None else spec.resources.max_concurrent,
             cpus_per_trial=args.cpus_per_trial if args.cpus_per_trial is not None else spec.resources.cpus_per_trial,
@@ -93,7 +99,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     if not settings.quiet:
         print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
         print(f"study '{spec.name}' in {out}: {opened.started} trials so far ({len(opened.to_resume)} to continue), "
-              f"{opened.new_trials} to run", file=sys.stderr)
+              f"{opened.new_trials} to run; checkpoints in {settings.storage_path}", file=sys.stderr)
     if opened.new_trials + len(opened.to_resume) > 0:
         # Imported only once the input is accepted: they load Ray, and matplotlib, which writes its
         # font cache under $HOME.
@@ -102,13 +108,14 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
         from search.tuner import build_tuner
 
         with ray_session(out, settings.address, settings.gpus_per_trial):
-            build_tuner(spec, opened, data, out, settings.cpus_per_trial, settings.gpus_per_trial,
-                        settings.max_concurrent, settings.time_budget, settings.quiet).fit()
+            build_tuner(spec, opened, data, out, settings.storage_path, settings.cpus_per_trial,
+                        settings.gpus_per_trial, settings.max_concurrent, settings.time_budget, settings.quiet).fit()
         if left := stale_running_trials(opened.study):
             # Tune catches SIGINT and returns from fit() as if the study were done; the trials it
             # stopped stay RUNNING. Exit as interrupted, not with a summary that looks final.
             raise KeyboardInterrupt(f"{len(left)} trial(s) left RUNNING; `--resume` with the same flags continues them")
-        if settings.time_budget and (ran := len(opened.study.get_trials(deepcopy=False, states=FINISHED))) < settings.trials:
+        ran = len(opened.study.get_trials(deepcopy=False, states=FINISHED))
+        if settings.time_budget and ran < settings.trials:
             print(f"--time-budget reached: the study has {ran} of {settings.trials} trials; "
                   f"`--resume --trials {settings.trials}` runs the rest", file=sys.stderr)
     return summary(opened.study)

@@ -9,7 +9,8 @@ harness owns. It:
 - records every evaluation on the Optuna trial (`search.evaluation_record`);
 - tells PRUNED for trials the scheduler stopped before their budget (their last value is already
   an intermediate value), FAIL with a reason for non-finite values, diverged, errored or crashed
-  trials, and COMPLETE with the objectives' values otherwise.
+  trials, and COMPLETE with the objectives' values otherwise;
+- deletes, once a trial has ended, the checkpoints the study no longer keeps (`search.retention`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.evaluation_record import EvaluationRecord
+from search.checkpoint_store import remove_other_checkpoints
+from search.evaluation_record import FOLDER_ATTR, EvaluationRecord
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
+from search.retention import Retention
 from search.space import suggest
 from search.study import StudySpec
 
@@ -38,7 +41,7 @@ SECONDS_ATTR = "seconds"
 
 class StudySearcher(Searcher):
     def __init__(self, spec: StudySpec, study: optuna.Study, storage: optuna.storages.BaseStorage,
-                 experiment_dir: Path, artifact_store: FileSystemArtifactStore, resume: list[int],
+                 experiment_dir: Path | str, artifact_store: FileSystemArtifactStore, resume: list[int],
                  time_budget: float | None = None):
         single = not spec.multi_objective
         modes = ["min" if d == "minimize" else "max" for d in spec.directions]
@@ -54,6 +57,7 @@ class StudySearcher(Searcher):
         self.deadline: float | None = None
         self.records: dict[str, EvaluationRecord] = {}
         self.told: set[str] = set()
+        self.retention = Retention(study, spec.keep_checkpoints)
         self.record_kwargs = {"experiment_dir": experiment_dir, "artifact_store": artifact_store,
                               "report_values": single}
 
@@ -83,6 +87,8 @@ class StudySearcher(Searcher):
         optuna_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
         stored = self.storage.get_trial(optuna_id)
         trial = optuna.trial.Trial(self.study, optuna_id)
+        if FOLDER_ATTR in stored.user_attrs:  # the interrupted run's folder: only the checkpoint continued from stays
+            remove_other_checkpoints(stored.user_attrs[FOLDER_ATTR], stored.user_attrs.get(CHECKPOINT_ATTR))
         record = self.start_record(trial_id, trial, stored.user_attrs.get(CURVE_ATTR, []))
         record.restore_lost_reports(stored.intermediate_values)
         # A driver killed between asking a trial and storing its config leaves only the params:
@@ -115,11 +121,13 @@ class StudySearcher(Searcher):
             record.trial.set_user_attr(SECONDS_ATTR, result["time_total_s"])
         self.study.tell(record.trial, values, state=state, skip_if_finished=True)
         self.told.add(trial_id)
+        self.retention.sweep()
 
     def verdict(self, result: dict | None, error: bool) -> tuple[TrialState, list[float] | None, str | None]:
         """(state, values, reason) for a trial that ended."""
         if error:
-            return TrialState.FAIL, None, "the trial's process crashed (see its error.txt in the Ray folder)"
+            return TrialState.FAIL, None, ("the trial's process crashed or its node left the Ray cluster "
+                                           "(see its error.txt in the storage path)")
         if not result:
             return TrialState.FAIL, None, "the trial ended without reporting"
         if result.get("status") in ("diverged", "error"):

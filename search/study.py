@@ -72,6 +72,8 @@ class StudySpec(_Strict):
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = 0
     resources: Resources = Field(default_factory=Resources)
+    keep_checkpoints: int = Field(3, ge=1)
+    """Finished trials that keep their last checkpoint: the best ones (`search.retention`)."""
     space: SpaceSpec = Field(default_factory=SpaceSpec)  # type: ignore[valid-type]
 
     @model_validator(mode="after")

@@ -8,14 +8,17 @@ searcher turns that into a FAIL with the reason as a user attribute the dashboar
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
+from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy
 from search.objective import with_objectives
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
@@ -24,8 +27,6 @@ from voxgan.metric_table import REPORTED
 from voxgan.pictures import render_grid
 from voxgan.trainer import Trainer
 
-CHECKPOINT_NAME = "checkpoint.pt"
-SAMPLES_NAME = "samples.png"
 
 
 def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
@@ -73,8 +74,9 @@ def failure_reason(exc: Exception) -> str:
 def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        if resume_from and Path(resume_from).is_file():
-            return Trainer.resume(resume_from, data=data)
+        if resume_from and is_file(resume_from):  # in the storage path: a shared folder or a URI
+            with local_copy(resume_from) as path:
+                return Trainer.resume(path, data=data)
         return Trainer(cfg, data)
     with checkpoint.as_directory() as folder:
         return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data)
@@ -88,7 +90,8 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
     last_epoch = trainer.history[-1]
     metrics = {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED}
     metrics.update(kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, status="finished" if finished else "running",
-                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                   node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         render_grid(trainer.sample(8, trainer.cfg.eval.seed).numpy(), Path(folder) / SAMPLES_NAME, ncols=4,

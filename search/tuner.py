@@ -10,6 +10,7 @@ from pathlib import Path
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from search.checkpoint_store import join
 from search.opening import OpenedStudy
 from search.progress import ProgressPrinter, best_finished_score, best_score_so_far
 from search.searcher import StudySearcher
@@ -39,16 +40,17 @@ def trials_at_once(cpus_per_trial: float, gpus_per_trial: float, max_concurrent:
     return max(1, min(slots, max_concurrent or slots))
 
 
-def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: Path, cpus_per_trial: float,
-                gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None, quiet: bool) -> tune.Tuner:
-    """A fresh Ray Tune experiment in `<out>/ray/run-<time>` for the trials this run owes the study."""
+def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: Path, storage_path: str,
+                cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None,
+                quiet: bool) -> tune.Tuner:
+    """A fresh Ray Tune experiment `run-<time>` in the storage path (`<out>/ray` unless
+    --storage-path names a shared folder or a URI) for the trials this run owes the study."""
     # With a search algorithm, Ray Tune keeps one trial pending at a time, so trials would start
     # one worker start-up apart (seconds each on a busy machine); as many as can run are pending.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(trials_at_once(cpus_per_trial, gpus_per_trial, max_concurrent))
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-    ray_dir = (out / "ray").resolve()
-    searcher = StudySearcher(spec, opened.study, opened.storage, ray_dir / experiment, artifact_store_for(out),
-                             opened.to_resume, time_budget)
+    searcher = StudySearcher(spec, opened.study, opened.storage, join(storage_path, experiment),
+                             artifact_store_for(out), opened.to_resume, time_budget)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial))),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
@@ -61,7 +63,9 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: P
             trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=experiment, storage_path=str(ray_dir), verbose=0,
+            # A trial whose process or node dies ends ERROR (FAIL in the study), not re-run: the
+            # study's trial count still counts it, and the other trials go on.
+            name=experiment, storage_path=storage_path, verbose=0, failure_config=tune.FailureConfig(max_failures=0),
             callbacks=[ProgressPrinter(quiet=quiet, best=best_score_so_far(opened.study),
                                        best_finished=best_finished_score(opened.study))],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

@@ -46,6 +46,7 @@ STUDY = {
     "objectives": ["score"],
     "scheduler": "asha",
     "resources": {"cpus_per_trial": 1},
+    "keep_checkpoints": 8,  # every trial keeps its checkpoint: the checks below open each one
     "space": {
         "batch_size": [16, 32],
         "loss": ["bce", "lsgan", "hinge"],

@@ -1,0 +1,85 @@
+"""A study keeps exactly the checkpoints its retention rule says, in a storage path outside --out.
+
+`keep_checkpoints: 1`, and the storage path is a `file://` URI (the pyarrow code path an `s3://`
+one takes) outside --out. A real `voxgan-search` is interrupted (SIGINT) while a trial runs with
+a checkpoint, then `--resume`d to its trial count. The running trial's checkpoint must survive
+the interruption and the trial continue from it; at the end the storage path must hold one
+checkpoint, the best trial's (the replaced one of the interrupted run included, nothing else),
+the summary must report it, and `export` must copy it (and export another trial's config alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+from optuna.trial import TrialState
+from test_resume import MARKS, STUDY as RESUME_STUDY, wait_for_interruptible
+
+from search.results import best_trial
+from search.storage import open_existing_study
+
+BIN = Path(sys.executable).parent
+TRIALS = 5
+STUDY = {**RESUME_STUDY, "name": "retention", "keep_checkpoints": 1}
+
+
+def local(location: str) -> Path:
+    """The local file a `file://` location names."""
+    return Path(urlparse(location).path)
+
+
+def test_only_running_and_best_trials_keep_checkpoints(tmp_path):
+    study_file = tmp_path / "retention.yaml"
+    study_file.write_text(yaml.safe_dump(STUDY))
+    out, store = tmp_path / "run", tmp_path / "store"
+    argv = [str(BIN / "voxgan-search"), "--study", str(study_file), "--out", str(out), "--trials", str(TRIALS),
+            "--max-concurrent", "2", "--storage-path", f"file://{store}", "--quiet"]
+    env = {**os.environ, "VOXGAN_CACHE": str(tmp_path / "cache")}
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        interrupted = wait_for_interruptible(first, out / "study.db")
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    running = {t.number: t.user_attrs["checkpoint"] for t in open_existing_study(None, out, None).trials
+               if t.state == TrialState.RUNNING and "checkpoint" in t.user_attrs}
+    assert set(interrupted) <= set(running)
+    for location in running.values():
+        assert location.startswith(f"file://{store}/run-")
+        assert local(location).is_file(), "a running trial's checkpoint was deleted"
+
+    resumed = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    study = open_existing_study(None, out, None)
+    trials = {t.number: t for t in study.trials}
+    assert len(trials) == TRIALS and all(t.state == TrialState.COMPLETE for t in trials.values())
+    continued = [n for n in interrupted if trials[n].user_attrs.get("resumed_from_kimg")]
+    assert continued, f"no interrupted trial continued from its checkpoint: {interrupted}"
+    assert all([k for k, _ in trials[n].user_attrs["curve"]] == MARKS for n in continued)
+
+    best = best_trial(study)
+    kept = local(best.user_attrs["checkpoint"])
+    assert sorted(store.rglob("*.pt")) == [kept]
+    assert not any(local(location).exists() for location in running.values() if local(location) != kept)
+    size = sum(f.stat().st_size for f in kept.parent.iterdir())
+    assert json.loads((out / "summary.json").read_text())["checkpoints"] == {"trials": 1, "bytes": size}
+    assert f"checkpoints: 1 trial(s) keep one, {size / 1e6:.1f} MB on disk" in resumed.stdout
+
+    export = [str(BIN / "voxgan-search"), "export", "--run", str(out), "--out"]
+    assert subprocess.run([*export, str(tmp_path / "best.yaml")], env=env, timeout=60).returncode == 0
+    assert (tmp_path / "best.pt").read_bytes() == kept.read_bytes()
+    other = next(n for n in trials if n != best.number)
+    done = subprocess.run([*export, str(tmp_path / "other.yaml"), "--trial", str(other)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and (tmp_path / "other.yaml").is_file() and not (tmp_path / "other.pt").exists()
+    assert "checkpoint was deleted" in done.stderr
