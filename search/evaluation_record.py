@@ -3,7 +3,8 @@
 Each evaluation a Ray trial reports is stored on its Optuna trial as user attributes (every
 metric of `voxgan.metric_table.REPORTED`, the kimg, the `curve` of the objective so far, the
 checkpoint's path), as an intermediate value (single objective: the pruner's and the dashboard's
-record) and with its rendered samples as an artifact, all before the trial is told finished.
+record) and with its rendered samples as artifacts (a PNG picture, and an STL mesh of the first
+few that Optuna Dashboard shows in 3D), all before the trial is told finished.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
-from search.trainable import CHECKPOINT_NAME, SAMPLES_NAME
+from search.trainable import CHECKPOINT_NAME, PREVIEWS
 from voxgan.metric_table import REPORTED
 
 DEVICES_ATTR = "cuda_visible_devices"
@@ -56,9 +57,10 @@ class EvaluationRecord:
         if result.get("checkpoint_dir_name"):
             folder = self.folder / result["checkpoint_dir_name"]
             self.trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))
-            if (folder / SAMPLES_NAME).is_file():  # artifacts attach only while the trial runs
-                upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / SAMPLES_NAME),
-                                study_or_trial=self.trial, mimetype="image/png")
+            for name, mimetype in PREVIEWS.items():  # artifacts attach only while the trial runs
+                if (folder / name).is_file():
+                    upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / name),
+                                    study_or_trial=self.trial, mimetype=mimetype)
 
     def restore_lost_reports(self, stored: dict[int, float]) -> None:
         """A driver killed between storing an evaluation's curve point and its intermediate value

@@ -2,7 +2,8 @@
 
 One tiny study (16^3, a few passes over its 48 shapes) runs twice: a first run of 6 trials, then `--resume` to 8
 trials with a trial forced to diverge enqueued in between. Then: states, params, metrics,
-the baseline, export + retrain to the same metrics, the report, and the dashboard's API.
+the baseline, export + retrain to the same metrics, the report, the samples' pictures and meshes,
+and the dashboard's API.
 """
 
 import contextlib
@@ -18,6 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import optuna
 import pytest
 import torch
+import trimesh
 import yaml
 from optuna.trial import TrialState
 
@@ -27,8 +29,10 @@ from search.progress import best_score_so_far
 from search.results import best_trial
 from search.space import tutorial_params
 from search.storage import artifact_store_for, open_existing_study
+from search.trainable import MESH_NAME, MESH_SAMPLES, SAMPLES_NAME
 from voxgan.cli import run_cli
 from voxgan.config import Config
+from voxgan.mesh_sheet import MAX_TRIANGLES_PER_SHAPE
 from voxgan.trainer import Trainer
 
 TUTORIAL = tutorial_params()
@@ -249,3 +253,31 @@ def test_report_says_optunas_warnings_in_a_line_each(searched, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "Warning" not in err and ".py:" not in err, err
     assert all(line.startswith("note: ") for line in err.splitlines()), err
+
+
+def artifacts(out: Path) -> dict[int, list[optuna.artifacts.ArtifactMeta]]:
+    """Each trial's artifacts, by trial number."""
+    study = open_existing_study(None, out, None)
+    return {t.number: optuna.artifacts.get_all_artifact_meta(t, storage=study._storage) for t in study.trials}
+
+
+def test_each_evaluation_records_a_small_mesh_beside_its_picture(searched):
+    """A samples.stl per evaluation whose samples are not all empty: a watertight surface within
+    the triangle budget, in a binary STL of 50 bytes a triangle."""
+    _, out, _ = searched
+    store = artifact_store_for(out)
+    meshes = 0
+    for found in artifacts(out).values():
+        trial_meshes = [a for a in found if a.filename == MESH_NAME]
+        assert len(trial_meshes) <= len([a for a in found if a.filename == SAMPLES_NAME])
+        for artifact in trial_meshes:
+            assert artifact.mimetype == "model/stl"
+            with store.open_reader(artifact.artifact_id) as reader:
+                data = reader.read()
+            mesh = trimesh.load(io.BytesIO(data), file_type="stl")
+            mesh.merge_vertices()
+            assert mesh.is_watertight and 0 < len(mesh.faces) <= MESH_SAMPLES * MAX_TRIANGLES_PER_SHAPE
+            assert len(data) == 84 + 50 * len(mesh.faces)
+            meshes += 1
+    assert meshes > 0
+
