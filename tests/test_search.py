@@ -3,7 +3,7 @@
 One tiny study (16^3, a few passes over its 48 shapes) runs twice: a first run of 6 trials, then `--resume` to 8
 trials with a trial forced to diverge enqueued in between. Then: states, params, metrics,
 the baseline, export + retrain to the same metrics, the report, the samples' pictures and meshes,
-and the dashboard's API.
+and the dashboard: its API, and a trial's page in a real browser.
 """
 
 import contextlib
@@ -11,11 +11,16 @@ import io
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+import matplotlib.image
 import optuna
 import pytest
 import torch
@@ -281,3 +286,79 @@ def test_each_evaluation_records_a_small_mesh_beside_its_picture(searched):
             meshes += 1
     assert meshes > 0
 
+
+@contextlib.contextmanager
+def dashboard(out: Path, log: Path) -> Iterator[str]:
+    """`voxgan-search dashboard --run OUT` on a free port, as a user starts it; its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with log.open("w") as stderr:
+        command = [sys.executable, "-m", "search.cli", "dashboard", "--run", str(out), "--port", str(port)]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/api/studies")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4/IPv6 addresses (hex, as Linux writes them) listening on TCP `port`."""
+    found = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        for line in table.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if int(local_port, 16) == port and state == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def colourful_share(png: bytes) -> float:
+    """The share of a screenshot's pixels that are clearly coloured (not white, grey or black):
+    the dashboard's 3D view colours faces by their normals and draws its floor grid in grey."""
+    rgb = matplotlib.image.imread(io.BytesIO(png))[..., :3]
+    return float(((rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.15).mean())
+
+
+def test_a_trials_page_shows_its_sample_pictures_and_meshes_in_a_browser(searched, chromium, tmp_path):
+    """Chromium opens a trial's page in `voxgan-search dashboard`: it lists every samples.png
+    and samples.stl of the trial, every picture loads, and every mesh is drawn in 3D (its canvas
+    shows coloured faces). Screenshots: trial.png and mesh.png in the test's tmp dir."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, out, _ = searched
+    names = {number: [a.filename for a in found] for number, found in artifacts(out).items()}
+    number = max(names, key=lambda n: names[n].count(MESH_NAME))
+    pictures, meshes = names[number].count(SAMPLES_NAME), names[number].count(MESH_NAME)
+    assert meshes > 0
+    with dashboard(out, tmp_path / "dashboard.log") as url:
+        assert f"Optuna Dashboard on {url}" in (tmp_path / "dashboard.log").read_text()
+        if Path("/proc/net/tcp").is_file():  # Linux: this machine only, unless --host says otherwise
+            assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}
+        study_id = json.load(urllib.request.urlopen(url + "/api/studies"))["study_summaries"][0]["study_id"]
+        chromium.get(f"{url}/dashboard/studies/{study_id}/trials?numbers={number}")
+
+        def views(name: str, inner: str) -> list:
+            """The `inner` elements (img or canvas) of the artifact cards titled `name`."""
+            return chromium.find_elements(By.XPATH, f"//*[text()='{name}']/ancestor::div[.//{inner}][1]//{inner}")
+
+        wait = WebDriverWait(chromium, 90, poll_frequency=0.5)
+        wait.until(lambda _: len(views(SAMPLES_NAME, "img")) == pictures and len(views(MESH_NAME, "canvas")) == meshes)
+        chromium.execute_script("arguments[0].scrollIntoView()", views(MESH_NAME, "canvas")[0])
+        loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
+        wait.until(lambda _: all(chromium.execute_script(loaded, img) for img in views(SAMPLES_NAME, "img")))
+        wait.until(lambda _: all(colourful_share(c.screenshot_as_png) > 0.05 for c in views(MESH_NAME, "canvas")))
+        chromium.save_screenshot(str(tmp_path / "trial.png"))
+        (tmp_path / "mesh.png").write_bytes(views(MESH_NAME, "canvas")[0].screenshot_as_png)
