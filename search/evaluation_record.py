@@ -16,7 +16,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
-from search.trainable import CHECKPOINT_NAME, PREVIEWS
+from search.trainable import CHECKPOINT_NAME, previews
 from voxgan.metric_table import REPORTED
 
 DEVICES_ATTR = "cuda_visible_devices"
@@ -57,7 +57,7 @@ class EvaluationRecord:
         if result.get("checkpoint_dir_name"):
             folder = self.folder / result["checkpoint_dir_name"]
             self.trial.set_user_attr(CHECKPOINT_ATTR, str(folder / CHECKPOINT_NAME))
-            for name, mimetype in PREVIEWS.items():  # artifacts attach only while the trial runs
+            for name, mimetype in previews(result["kimg"]).items():  # artifacts attach only while the trial runs
                 if (folder / name).is_file():
                     upload_artifact(artifact_store=self.artifact_store, file_path=str(folder / name),
                                     study_or_trial=self.trial, mimetype=mimetype)

@@ -27,11 +27,20 @@ from voxgan.trainer import Trainer
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SAMPLES_NAME = "samples.png"
-MESH_NAME = "samples.stl"
 MESH_SAMPLES = 4
 """The first samples of the picture, also written as one 3D mesh (`voxgan.mesh_sheet`)."""
-PREVIEWS = {SAMPLES_NAME: "image/png", MESH_NAME: "model/stl"}
-"""Each evaluation's files for the dashboard, with their media types."""
+
+
+def mesh_name(kimg: float) -> str:
+    """The mesh file of the evaluation at `kimg`. The dashboard lists a trial's artifacts in no
+    particular order and shows no title for a mesh (a picture has its kimg drawn in), so the name
+    says which evaluation it is."""
+    return f"samples_{kimg:g}kimg.stl"
+
+
+def previews(kimg: float) -> dict[str, str]:
+    """The evaluation's files for the dashboard, with their media types."""
+    return {SAMPLES_NAME: "image/png", mesh_name(kimg): "model/stl"}
 
 
 def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
@@ -99,5 +108,5 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         samples = trainer.sample(8, trainer.cfg.eval.seed).numpy()
         render_grid(samples, Path(folder) / SAMPLES_NAME, ncols=4, title=f"{mark:g} kimg, score {scores['score']:.3f}")
-        save_sample_sheet(samples[:MESH_SAMPLES], Path(folder) / MESH_NAME)
+        save_sample_sheet(samples[:MESH_SAMPLES], Path(folder) / mesh_name(mark))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -31,10 +31,10 @@ from optuna.trial import TrialState
 from search.cli import dispatch as _dispatch
 from search.objective import with_objectives as derived
 from search.progress import best_score_so_far
-from search.results import best_trial
+from search.results import CURVE_ATTR, best_trial
 from search.space import tutorial_params
 from search.storage import artifact_store_for, open_existing_study
-from search.trainable import MESH_NAME, MESH_SAMPLES, SAMPLES_NAME
+from search.trainable import MESH_SAMPLES, SAMPLES_NAME, mesh_name
 from voxgan.cli import run_cli
 from voxgan.config import Config
 from voxgan.mesh_sheet import MAX_TRIANGLES_PER_SHAPE
@@ -260,22 +260,20 @@ def test_report_says_optunas_warnings_in_a_line_each(searched, tmp_path, capsys)
     assert all(line.startswith("note: ") for line in err.splitlines()), err
 
 
-def artifacts(out: Path) -> dict[int, list[optuna.artifacts.ArtifactMeta]]:
-    """Each trial's artifacts, by trial number."""
-    study = open_existing_study(None, out, None)
-    return {t.number: optuna.artifacts.get_all_artifact_meta(t, storage=study._storage) for t in study.trials}
-
-
 def test_each_evaluation_records_a_small_mesh_beside_its_picture(searched):
-    """A samples.stl per evaluation whose samples are not all empty: a watertight surface within
-    the triangle budget, in a binary STL of 50 bytes a triangle."""
+    """A samples_<kimg>kimg.stl per evaluation whose samples are not all empty: a watertight
+    surface within the triangle budget, in a binary STL of 50 bytes a triangle."""
     _, out, _ = searched
+    study = open_existing_study(None, out, None)
     store = artifact_store_for(out)
     meshes = 0
-    for found in artifacts(out).values():
-        trial_meshes = [a for a in found if a.filename == MESH_NAME]
-        assert len(trial_meshes) <= len([a for a in found if a.filename == SAMPLES_NAME])
-        for artifact in trial_meshes:
+    for trial in study.trials:
+        found = [a for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+                 if a.filename.endswith(".stl")]
+        names = [a.filename for a in found]
+        assert len(set(names)) == len(names)
+        assert set(names) <= {mesh_name(kimg) for kimg, _ in trial.user_attrs.get(CURVE_ATTR, [])}
+        for artifact in found:
             assert artifact.mimetype == "model/stl"
             with store.open_reader(artifact.artifact_id) as reader:
                 data = reader.read()
@@ -332,33 +330,41 @@ def colourful_share(png: bytes) -> float:
 
 
 def test_a_trials_page_shows_its_sample_pictures_and_meshes_in_a_browser(searched, chromium, tmp_path):
-    """Chromium opens a trial's page in `voxgan-search dashboard`: it lists every samples.png
-    and samples.stl of the trial, every picture loads, and every mesh is drawn in 3D (its canvas
-    shows coloured faces). Screenshots: trial.png and mesh.png in the test's tmp dir."""
+    """Chromium opens a trial's page in `voxgan-search dashboard`: it lists every samples.png and
+    samples_<kimg>kimg.stl of the trial, every picture loads, and every mesh is drawn in 3D (its
+    canvas shows coloured faces). Screenshots in the test's tmp dir: trial.png, and mesh.png of
+    the last evaluation's mesh."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     _, out, _ = searched
-    names = {number: [a.filename for a in found] for number, found in artifacts(out).items()}
-    number = max(names, key=lambda n: names[n].count(MESH_NAME))
-    pictures, meshes = names[number].count(SAMPLES_NAME), names[number].count(MESH_NAME)
-    assert meshes > 0
+    study = open_existing_study(None, out, None)
+    trial = max(study.trials, key=lambda t: sum(a.filename.endswith(".stl") for a in
+                                                optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)))
+    names = [a.filename for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)]
+    pictures = names.count(SAMPLES_NAME)
+    meshes = [mesh_name(kimg) for kimg, _ in trial.user_attrs[CURVE_ATTR] if mesh_name(kimg) in names]  # in order
+    assert meshes
     with dashboard(out, tmp_path / "dashboard.log") as url:
         assert f"Optuna Dashboard on {url}" in (tmp_path / "dashboard.log").read_text()
         if Path("/proc/net/tcp").is_file():  # Linux: this machine only, unless --host says otherwise
             assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}
         study_id = json.load(urllib.request.urlopen(url + "/api/studies"))["study_summaries"][0]["study_id"]
-        chromium.get(f"{url}/dashboard/studies/{study_id}/trials?numbers={number}")
+        chromium.get(f"{url}/dashboard/studies/{study_id}/trials?numbers={trial.number}")
 
         def views(name: str, inner: str) -> list:
             """The `inner` elements (img or canvas) of the artifact cards titled `name`."""
             return chromium.find_elements(By.XPATH, f"//*[text()='{name}']/ancestor::div[.//{inner}][1]//{inner}")
 
+        def canvases() -> list:
+            """The 3D views of the trial's meshes, evaluation by evaluation."""
+            return [canvas for name in meshes for canvas in views(name, "canvas")]
+
         wait = WebDriverWait(chromium, 90, poll_frequency=0.5)
-        wait.until(lambda _: len(views(SAMPLES_NAME, "img")) == pictures and len(views(MESH_NAME, "canvas")) == meshes)
-        chromium.execute_script("arguments[0].scrollIntoView()", views(MESH_NAME, "canvas")[0])
+        wait.until(lambda _: len(views(SAMPLES_NAME, "img")) == pictures and len(canvases()) == len(meshes))
+        chromium.execute_script("arguments[0].scrollIntoView()", canvases()[0])
         loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
         wait.until(lambda _: all(chromium.execute_script(loaded, img) for img in views(SAMPLES_NAME, "img")))
-        wait.until(lambda _: all(colourful_share(c.screenshot_as_png) > 0.05 for c in views(MESH_NAME, "canvas")))
+        wait.until(lambda _: all(colourful_share(canvas.screenshot_as_png) > 0.05 for canvas in canvases()))
         chromium.save_screenshot(str(tmp_path / "trial.png"))
-        (tmp_path / "mesh.png").write_bytes(views(MESH_NAME, "canvas")[0].screenshot_as_png)
+        (tmp_path / "mesh.png").write_bytes(canvases()[-1].screenshot_as_png)
