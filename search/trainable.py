@@ -32,10 +32,10 @@ MESH_SAMPLES = 4
 
 
 def mesh_name(kimg: float) -> str:
-    """The mesh file of the evaluation at `kimg`. The dashboard lists a trial's artifacts in no
-    particular order and shows no title for a mesh (a picture has its kimg drawn in), so the name
-    says which evaluation it is."""
-    return f"samples_{kimg:g}kimg.stl"
+    """The mesh file of the evaluation at `kimg`, e.g. samples_0024.000kimg.stl. A mesh has no
+    title drawn in (a picture has its kimg), so the name says which evaluation it is; the
+    dashboard lists a trial's artifacts sorted by name, so the fixed width lists them in order."""
+    return f"samples_{kimg:08.3f}kimg.stl"
 
 
 def previews(kimg: float) -> dict[str, str]:
