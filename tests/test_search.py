@@ -299,8 +299,8 @@ def dashboard(out: Path, log: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(url + "/api/studies")
-                break
+                with urllib.request.urlopen(url + "/api/studies"):
+                    break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
@@ -349,7 +349,8 @@ def test_a_trials_page_shows_its_sample_pictures_and_meshes_in_a_browser(searche
         assert f"Optuna Dashboard on {url}" in (tmp_path / "dashboard.log").read_text()
         if Path("/proc/net/tcp").is_file():  # Linux: this machine only, unless --host says otherwise
             assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}
-        study_id = json.load(urllib.request.urlopen(url + "/api/studies"))["study_summaries"][0]["study_id"]
+        with urllib.request.urlopen(url + "/api/studies") as response:
+            study_id = json.load(response)["study_summaries"][0]["study_id"]
         chromium.get(f"{url}/dashboard/studies/{study_id}/trials?numbers={trial.number}")
 
         def views(name: str, inner: str) -> list:
