@@ -33,7 +33,8 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--enable-unsafe-swiftshader", "--window-size=2000,1300")
 """Headless, as root, offline. Without a GPU, WebGL (the dashboard's 3D view) runs on SwiftShader,
-which Chromium only falls back to with --enable-unsafe-swiftshader (fine for our own page)."""
+a fallback Chromium has deprecated unless --enable-unsafe-swiftshader asks for it (safe for a
+local page of our own)."""
 
 
 @pytest.fixture
