@@ -25,7 +25,21 @@ from voxgan.errors import VoxganError
 DEFAULT_FOLDER = "ray"
 CHECKPOINT_NAME = "checkpoint.pt"
 SAMPLES_NAME = "samples.png"
-"""What a trial's checkpoint folder holds: the trainer's state, and a picture of its samples."""
+PREVIEW_PREFIX = "samples"
+"""What a trial's checkpoint folder holds: the trainer's state, and its samples' previews for the
+dashboard (a picture, and a mesh named by its evaluation: `previews`)."""
+
+
+def mesh_name(kimg: float) -> str:
+    """The mesh file of the evaluation at `kimg`, e.g. samples_0024.000kimg.stl. A mesh has no
+    title drawn in (a picture has its kimg), so the name says which evaluation it is; the
+    dashboard lists a trial's artifacts sorted by name, so the fixed width lists them in order."""
+    return f"{PREVIEW_PREFIX}_{kimg:08.3f}kimg.stl"
+
+
+def previews(kimg: float) -> dict[str, str]:
+    """The evaluation's files for the dashboard, with their media types."""
+    return {SAMPLES_NAME: "image/png", mesh_name(kimg): "model/stl"}
 
 
 def is_uri(location: str) -> bool:
@@ -94,9 +108,11 @@ def copy_to_local(location: str, target: Path) -> None:
                   destination_filesystem=fs.LocalFileSystem())
 
 
-def checkpoint_files(location: str) -> list[str]:
-    """The files of the checkpoint at `location`: itself and the samples picture beside it."""
-    return [location, join(parent(location), SAMPLES_NAME)]
+def checkpoint_files(filesystem: fs.FileSystem, path: str) -> list[str]:
+    """The files of the checkpoint at `path` in `filesystem`: itself and the previews beside it."""
+    beside = filesystem.get_file_info(fs.FileSelector(parent(path), allow_not_found=True))
+    return [path, *(info.path for info in beside
+                    if info.type == fs.FileType.File and info.base_name.startswith(PREVIEW_PREFIX))]
 
 
 def remove_checkpoint(location: str) -> None:
@@ -104,7 +120,7 @@ def remove_checkpoint(location: str) -> None:
     left in it. Only these files: whatever else shares the folder stays (a location is read from a
     trial's attribute, and a user may have set one by hand)."""
     filesystem, path = open_location(location)
-    for file in checkpoint_files(path):
+    for file in checkpoint_files(filesystem, path):
         try:
             filesystem.delete_file(file)
         except FileNotFoundError:
@@ -129,9 +145,9 @@ def remove_other_checkpoints(trial_folder: str, keep: str | None) -> None:
 
 
 def checkpoint_size(location: str) -> int:
-    """Bytes of the checkpoint at `location` with its picture (0 when the checkpoint is gone)."""
+    """Bytes of the checkpoint at `location` with its previews (0 when the checkpoint is gone)."""
     filesystem, path = open_location(location)
-    infos = filesystem.get_file_info(checkpoint_files(path))
+    infos = filesystem.get_file_info(checkpoint_files(filesystem, path))
     if infos[0].type != fs.FileType.File:
         return 0
     return sum(info.size for info in infos if info.type == fs.FileType.File)

@@ -3,7 +3,8 @@
 Each evaluation a Ray trial reports is stored on its Optuna trial as user attributes (every
 metric of `voxgan.metric_table.REPORTED`, the kimg, the `curve` of the objective so far, the
 checkpoint's path), as an intermediate value (single objective: the pruner's and the dashboard's
-record) and with its rendered samples as an artifact, all before the trial is told finished.
+record) and with its rendered samples as artifacts (a PNG picture, and an STL mesh of the first
+few that Optuna Dashboard shows in 3D), all before the trial is told finished.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, join, local_copy, remove_checkpoint
+from search.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
 from voxgan.metric_table import REPORTED
@@ -70,10 +71,11 @@ class EvaluationRecord:
             if previous and not previous.startswith(self.folder + "/"):
                 # an interrupted run's, continued from and now replaced
                 remove_checkpoint(previous)
-            if is_file(join(folder, SAMPLES_NAME)):  # artifacts attach only while the trial runs
-                with local_copy(join(folder, SAMPLES_NAME)) as samples:
-                    upload_artifact(artifact_store=self.artifact_store, file_path=str(samples),
-                                    study_or_trial=self.trial, mimetype="image/png")
+            for name, mimetype in previews(result["kimg"]).items():  # artifacts attach only while the trial runs
+                if is_file(join(folder, name)):
+                    with local_copy(join(folder, name)) as preview:
+                        upload_artifact(artifact_store=self.artifact_store, file_path=str(preview),
+                                        study_or_trial=self.trial, mimetype=mimetype)
 
     def restore_lost_reports(self, stored: dict[int, float]) -> None:
         """A driver killed between storing an evaluation's curve point and its intermediate value

@@ -18,15 +18,18 @@ import ray
 import torch
 from ray import tune
 
-from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy
+from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy, mesh_name
 from search.objective import with_objectives
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
 from voxgan.errors import Diverged
+from voxgan.mesh_sheet import save_sample_sheet
 from voxgan.metric_table import REPORTED
 from voxgan.pictures import render_grid
 from voxgan.trainer import Trainer
 
+MESH_SAMPLES = 4
+"""The first samples of the picture, also written as one 3D mesh (`voxgan.mesh_sheet`)."""
 
 
 def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
@@ -83,9 +86,9 @@ def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None) -> T
 
 
 def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg: float) -> None:
-    """Score the generator, save a checkpoint with a picture of its samples, report both at kimg
-    `mark` (the trainer stops at the first whole iteration past it), with the kimg this Ray trial
-    started from (above 0 when it continued a checkpoint)."""
+    """Score the generator, save a checkpoint with a picture of its samples and a mesh of the
+    first few, report them at kimg `mark` (the trainer stops at the first whole iteration past
+    it), with the kimg this Ray trial started from (above 0 when it continued a checkpoint)."""
     scores = with_objectives(trainer.evaluate())
     last_epoch = trainer.history[-1]
     metrics = {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED}
@@ -94,6 +97,7 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
                    node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
-        render_grid(trainer.sample(8, trainer.cfg.eval.seed).numpy(), Path(folder) / SAMPLES_NAME, ncols=4,
-                    title=f"{mark:g} kimg, score {scores['score']:.3f}")
+        samples = trainer.sample(8, trainer.cfg.eval.seed).numpy()
+        render_grid(samples, Path(folder) / SAMPLES_NAME, ncols=4, title=f"{mark:g} kimg, score {scores['score']:.3f}")
+        save_sample_sheet(samples[:MESH_SAMPLES], Path(folder) / mesh_name(mark))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -1,6 +1,8 @@
-"""Shared fixtures. Tests that need the real 3D ShapeNets chairs fail (not skip) under CI."""
+"""Shared fixtures. Tests that need the real 3D ShapeNets chairs or a browser fail (not skip) under CI."""
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +14,49 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAIRS = ROOT.parent / "shared" / "data" / "3dshapenets" / "volumetric_data"
 
 
+def missing(message: str) -> None:
+    """A test's missing prerequisite: a failure in CI, a skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def chairs_root() -> Path:
-    """The real `volumetric_data` folder; missing data is a failure in CI, a skip elsewhere."""
+    """The real `volumetric_data` folder."""
     if not (CHAIRS / "chair" / "30" / "train").is_dir():
-        message = f"real chair data not found at {CHAIRS}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"real chair data not found at {CHAIRS}")
     return CHAIRS
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-unsafe-swiftshader", "--window-size=2000,1300")
+"""Headless, as root, offline. Without a GPU, WebGL (the dashboard's 3D view) runs on SwiftShader,
+a fallback Chromium has deprecated unless --enable-unsafe-swiftshader asks for it (safe for a
+local page of our own)."""
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator:
+    """A selenium WebDriver on the system's chromium and chromedriver (Debian: `apt-get install
+    chromium chromium-driver`, which `.ci/run` does); nothing is downloaded. A fresh profile in
+    the test's tmp dir."""
+    browser, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver_path):
+        missing("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture

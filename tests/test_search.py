@@ -2,7 +2,8 @@
 
 One tiny study (16^3, a few passes over its 48 shapes) runs twice: a first run of 6 trials, then `--resume` to 8
 trials with a trial forced to diverge enqueued in between. Then: states, params, metrics,
-the baseline, export + retrain to the same metrics, the report, and the dashboard's API.
+the baseline, export + retrain to the same metrics, the report, the samples' pictures and meshes,
+and the dashboard: its API, and a trial's page in a real browser.
 """
 
 import contextlib
@@ -10,25 +11,33 @@ import io
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+import matplotlib.image
 import optuna
 import pytest
 import torch
+import trimesh
 import yaml
 from optuna.trial import TrialState
 
 from search.cli import dispatch as _dispatch
 from search.objective import with_objectives as derived
 from search.progress import best_score_so_far
-from search.results import best_trial
+from search.results import CURVE_ATTR, best_trial
 from search.space import tutorial_params
 from search.storage import artifact_store_for, open_existing_study
+from search.trainable import MESH_SAMPLES, SAMPLES_NAME, mesh_name
 from voxgan.cli import run_cli
 from voxgan.config import Config
+from voxgan.mesh_sheet import MAX_TRIANGLES_PER_SHAPE
 from voxgan.trainer import Trainer
 
 TUTORIAL = tutorial_params()
@@ -263,3 +272,114 @@ def test_time_budget_starts_no_new_trial_and_lets_running_ones_finish(tmp_path, 
     assert 1 <= len(finished) < 40
     assert TrialState.RUNNING not in states  # Ray Tune's own time budget would have left them RUNNING
     assert f"the study has {len(finished)} of 40 trials" in capsys.readouterr().err
+
+
+def test_each_evaluation_records_a_small_mesh_beside_its_picture(searched):
+    """A samples_<kimg>kimg.stl per evaluation whose samples are not all empty: a watertight
+    surface within the triangle budget, in a binary STL of 50 bytes a triangle."""
+    _, out, _ = searched
+    study = open_existing_study(None, out, None)
+    store = artifact_store_for(out)
+    meshes = 0
+    for trial in study.trials:
+        found = [a for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+                 if a.filename.endswith(".stl")]
+        names = [a.filename for a in found]
+        assert len(set(names)) == len(names)
+        assert set(names) <= {mesh_name(kimg) for kimg, _ in trial.user_attrs.get(CURVE_ATTR, [])}
+        for artifact in found:
+            assert artifact.mimetype == "model/stl"
+            with store.open_reader(artifact.artifact_id) as reader:
+                data = reader.read()
+            mesh = trimesh.load(io.BytesIO(data), file_type="stl")
+            mesh.merge_vertices()
+            assert mesh.is_watertight and 0 < len(mesh.faces) <= MESH_SAMPLES * MAX_TRIANGLES_PER_SHAPE
+            assert len(data) == 84 + 50 * len(mesh.faces)
+            meshes += 1
+    assert meshes > 0
+
+
+@contextlib.contextmanager
+def dashboard(out: Path, log: Path) -> Iterator[str]:
+    """`voxgan-search dashboard --run OUT` on a free port, as a user starts it; its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with log.open("w") as stderr:
+        command = [sys.executable, "-m", "search.cli", "dashboard", "--run", str(out), "--port", str(port)]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/api/studies"):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4/IPv6 addresses (hex, as Linux writes them) listening on TCP `port`."""
+    found = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        for line in table.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if int(local_port, 16) == port and state == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def colourful_share(png: bytes) -> float:
+    """The share of a screenshot's pixels that are clearly coloured (not white, grey or black):
+    the dashboard's 3D view colours faces by their normals and draws its floor grid in grey."""
+    rgb = matplotlib.image.imread(io.BytesIO(png))[..., :3]
+    return float(((rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.15).mean())
+
+
+def test_a_trials_page_shows_its_sample_pictures_and_meshes_in_a_browser(searched, chromium, tmp_path):
+    """Chromium opens a trial's page in `voxgan-search dashboard`: it lists every samples.png and
+    samples_<kimg>kimg.stl of the trial, every picture loads, and every mesh is drawn in 3D (its
+    canvas shows coloured faces). Screenshots in the test's tmp dir: trial.png, and mesh.png of
+    the last evaluation's mesh."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, out, _ = searched
+    study = open_existing_study(None, out, None)
+    trial = max(study.trials, key=lambda t: sum(a.filename.endswith(".stl") for a in
+                                                optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)))
+    names = [a.filename for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)]
+    pictures = names.count(SAMPLES_NAME)
+    meshes = [mesh_name(kimg) for kimg, _ in trial.user_attrs[CURVE_ATTR] if mesh_name(kimg) in names]  # in order
+    assert meshes
+    with dashboard(out, tmp_path / "dashboard.log") as url:
+        assert f"Optuna Dashboard on {url}" in (tmp_path / "dashboard.log").read_text()
+        if Path("/proc/net/tcp").is_file():  # Linux: this machine only, unless --host says otherwise
+            assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}
+        with urllib.request.urlopen(url + "/api/studies") as response:
+            study_id = json.load(response)["study_summaries"][0]["study_id"]
+        chromium.get(f"{url}/dashboard/studies/{study_id}/trials?numbers={trial.number}")
+
+        def views(name: str, inner: str) -> list:
+            """The `inner` elements (img or canvas) of the artifact cards titled `name`."""
+            return chromium.find_elements(By.XPATH, f"//*[text()='{name}']/ancestor::div[.//{inner}][1]//{inner}")
+
+        def canvases() -> list:
+            """The 3D views of the trial's meshes, evaluation by evaluation."""
+            return [canvas for name in meshes for canvas in views(name, "canvas")]
+
+        wait = WebDriverWait(chromium, 90, poll_frequency=0.5)
+        wait.until(lambda _: len(views(SAMPLES_NAME, "img")) == pictures and len(canvases()) == len(meshes))
+        chromium.execute_script("arguments[0].scrollIntoView()", canvases()[0])
+        loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
+        wait.until(lambda _: all(chromium.execute_script(loaded, img) for img in views(SAMPLES_NAME, "img")))
+        wait.until(lambda _: all(colourful_share(canvas.screenshot_as_png) > 0.05 for canvas in canvases()))
+        chromium.save_screenshot(str(tmp_path / "trial.png"))
+        (tmp_path / "mesh.png").write_bytes(canvases()[-1].screenshot_as_png)

@@ -27,7 +27,7 @@ vertical z axis when the array is passed unchanged, so shapes stand upright. Azi
 at the front of the rotation-1 chairs (seat and backrest face the camera), from slightly above."""
 
 
-def _as_volume_batch(volumes: np.ndarray | torch.Tensor, threshold: float) -> np.ndarray:
+def as_volume_batch(volumes: np.ndarray | torch.Tensor, threshold: float) -> np.ndarray:
     """(N, R, R, R), (N, 1, R, R, R) or one (R, R, R) volume -> (N, R, R, R) bool numpy."""
     array = volumes.detach().cpu().numpy() if isinstance(volumes, torch.Tensor) else np.asarray(volumes)
     if array.ndim == 5 and array.shape[1] == 1:
@@ -39,10 +39,17 @@ def _as_volume_batch(volumes: np.ndarray | torch.Tensor, threshold: float) -> np
     return array if array.dtype == bool else array > threshold
 
 
+def shrink_factor(shape: tuple[int, ...], max_resolution: int) -> int:
+    """The integer factor `downsample_for_render` divides a volume of `shape` by: one coarse
+    voxel spans this many fine ones per side."""
+    return math.ceil(max(shape) / max_resolution)
+
+
 def downsample_for_render(volume: np.ndarray, max_resolution: int = RENDER_MAX_RESOLUTION) -> np.ndarray:
-    """Shrink a bool volume by an integer factor to at most `max_resolution` per side. A coarse
-    voxel is filled when any of its fine voxels is, so thin parts (chair legs) stay visible."""
-    factor = math.ceil(max(volume.shape) / max_resolution)
+    """Shrink a bool volume by an integer factor (`shrink_factor`) to at most `max_resolution` per
+    side. A coarse voxel is filled when any of its fine voxels is, so thin parts (chair legs) stay
+    visible."""
+    factor = shrink_factor(volume.shape, max_resolution)
     if factor == 1:
         return volume
     padded = np.pad(volume, [(0, -size % factor) for size in volume.shape])
@@ -68,7 +75,7 @@ def render_grid(
     pictures the slowest part of a search trial. Every cell uses the same upright camera
     (`VIEW_ELEVATION`, `VIEW_AZIMUTH`) and shows the whole grid box, so sizes compare.
     """
-    batch = _as_volume_batch(volumes, threshold)
+    batch = as_volume_batch(volumes, threshold)
     ncols = max(1, min(ncols, len(batch)))
     nrows = max(1, math.ceil(len(batch) / ncols))
     figure = Figure(figsize=(2.5 * ncols, 2.5 * nrows + (0.4 if title else 0)), dpi=80)
