@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from search.drivers import Driver, Heartbeat, abandoned_trials, others_live
 from search.results import RECIPE_ATTRS
-from search.slots import settle_total, waiting
+from search.slots import is_open_slot, settle_total, waiting
 from search.space import baseline
 from search.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
 from search.study import StudySpec
@@ -67,10 +67,13 @@ def open_study(spec: StudySpec, out: Path, storage_arg: str | None, resume: bool
     write_fast(storage)
     heartbeat = Heartbeat(driver, study, storage).start()  # before anything is read: see search.drivers
     joined = others_live(study, driver.id)
-    started = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
-    # A resumed study must not replay the same random start: the seed moves with the trial count,
-    # and a driver that joins another takes a seed of its own.
-    study.sampler = make_sampler(spec, seed=spec.seed + started + (driver.seed_offset if joined else 0))
+    existing = study.get_trials(deepcopy=False)
+    started = len([t for t in existing if t.state != TrialState.WAITING])
+    # A resumed study must not replay the same random start: the seed moves with the trial count
+    # (trials asked or enqueued with parameters, not the open slots of the queue), and a driver
+    # that joins another takes a seed of its own.
+    counted = len([t for t in existing if not is_open_slot(t)])
+    study.sampler = make_sampler(spec, seed=spec.seed + counted + (driver.seed_offset if joined else 0))
     if created:
         enqueue_recipes(study, spec)
     total = settle_total(study, trials, created, driver.id)

@@ -63,6 +63,11 @@ def wait_for_total(study: optuna.Study, me: str) -> int | None:
     return int(total)
 
 
+def is_open_slot(trial: optuna.trial.FrozenTrial) -> bool:
+    """A WAITING trial `top_up` enqueued (no fixed parameters), not yet taken."""
+    return trial.state == TrialState.WAITING and not trial.system_attrs.get("fixed_params")
+
+
 def waiting(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
