@@ -25,8 +25,9 @@ import os
 import socket
 import threading
 import time
+import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -53,11 +54,13 @@ def machine() -> str:
 
 @dataclass(frozen=True)
 class Driver:
-    """One `voxgan-search` process, named so that another process can tell whether it still runs."""
+    """One run of `voxgan-search`, named so that another process can tell whether it still runs."""
 
     machine: str
     pid: int
     start: str | None
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    """Tells two runs of one process apart (the CLI called twice in-process): each owns its trials."""
 
     @classmethod
     def this_process(cls) -> Driver:
@@ -65,12 +68,12 @@ class Driver:
 
     @property
     def id(self) -> str:
-        return f"{self.machine.split('/')[0]}:{self.pid}:{self.start}"
+        return f"{self.machine.split('/')[0]}:{self.pid}:{self.start}:{self.run}"
 
     @property
     def seed_offset(self) -> int:
         """A number of its own, so that two drivers of one study do not sample the same points."""
-        return zlib.crc32(f"{self.machine}:{self.pid}:{self.start}".encode()) % 1_000_000
+        return zlib.crc32(f"{self.machine}:{self.id}".encode()) % 1_000_000
 
     def record(self, stopped: bool = False) -> dict:
         return {"machine": self.machine, "pid": self.pid, "start": self.start, "beat": time.time(), "stopped": stopped}
