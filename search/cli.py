@@ -81,14 +81,14 @@ def dashboard_command(argv: list[str]) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     args = p.parse_args(argv)
-    from search.storage import artifact_store_for, storage_url
+    from search.storage import artifact_store_for, connect, storage_url
 
     run_dir = args.run or DEFAULT_RUNS / "default"
-    url = storage_url(args.storage, run_dir, must_exist=True)
+    storage = connect(storage_url(args.storage, run_dir, must_exist=True))  # a bad URL: one line, exit 2
     import optuna_dashboard
 
     print(f"Optuna Dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
-    optuna_dashboard.run_server(url, host=args.host, port=args.port, artifact_store=artifact_store_for(run_dir))
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store_for(run_dir))
     return 0
 
 

@@ -1,11 +1,14 @@
 """Opening a study for a run: the folder checks, the storage, the sampler, the baseline, and what
 is left to run.
 
-The Optuna storage is the source of truth. A new run creates the study and enqueues the tutorial
-baseline; `--resume` finds the trials an interrupted driver left RUNNING (they continue from their
-last checkpoint) and counts only the trials still missing, so a study ends with exactly
-`--trials` trials, none run twice. Everything a user can get wrong (the folder, the storage, the
-study's objectives) is checked before anything is written, so a refused run leaves no files.
+The Optuna storage is the source of truth. A new run creates the study, enqueues the tutorial
+baseline, and enqueues the rest of `--trials` as WAITING trials that drivers take one at a time
+(`search.slots`), so a study ends with exactly `--trials` trials, none run twice, however many
+drivers share it. `--resume` registers this driver on the study (`search.drivers`), tops the
+queue up to `--trials`, and, when no other driver is live, continues the trials an interrupted
+driver left RUNNING from their last checkpoint. Everything a user can get wrong (the folder, the
+storage, the study's objectives) is checked before anything is written, so a refused run leaves
+no files.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from search.drivers import Driver, Heartbeat, abandoned_trials, others_live
 from search.results import RECIPE_ATTRS
+from search.slots import is_open_slot, settle_total, waiting
 from search.space import baseline
 from search.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
 from search.study import StudySpec
@@ -27,12 +32,19 @@ from voxgan.errors import VoxganError
 class OpenedStudy:
     study: optuna.Study
     storage: optuna.storages.BaseStorage
+    heartbeat: Heartbeat
+    """This driver's record on the study, started: stop it when the run ends."""
     to_resume: list[int]
-    """Numbers of the trials an interrupted run left RUNNING."""
+    """Numbers of the trials an interrupted run left RUNNING (none while another driver is live)."""
     started: int
     """Trials the study already has (RUNNING, finished), not counting enqueued ones."""
     new_trials: int
-    """Trials still to ask for."""
+    """WAITING trials, shared with any other driver of the study."""
+    joined: bool
+    """Another driver was live on the study when this one opened it."""
+    total: int
+    """The study's total (`search.slots`): --trials, or more when the study already had more, or
+    less when another driver was live (only a driver alone raises the total)."""
 
 
 def check_folder(out: Path, storage: str | None, resume: bool) -> None:
@@ -44,19 +56,29 @@ def check_folder(out: Path, storage: str | None, resume: bool) -> None:
         raise VoxganError(f"--resume: no study in {out} ({DB_NAME} not found); give the interrupted search's --out")
 
 
-def open_study(spec: StudySpec, out: Path, storage_arg: str | None, resume: bool, trials: int) -> OpenedStudy:
-    """The study this run continues or starts, with its sampler seeded and its baseline enqueued."""
+def open_study(spec: StudySpec, out: Path, storage_arg: str | None, resume: bool, trials: int,
+               driver: Driver) -> OpenedStudy:
+    """The study this run continues or starts, with this driver registered on it, its sampler
+    seeded, its baseline and the rest of `trials` enqueued."""
     if storage_arg is None:
         out.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
     storage = connect(storage_url(storage_arg, out))
     study, created = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, resume)
     write_fast(storage)
-    # A resumed study must not replay the same random start: the seed moves with the trial count.
-    study.sampler = make_sampler(spec, seed=spec.seed + len(study.get_trials(deepcopy=False)))
+    heartbeat = Heartbeat(driver, study, storage).start()  # before anything is read: see search.drivers
+    joined = others_live(study, driver.id)
+    existing = study.get_trials(deepcopy=False)
+    started = len([t for t in existing if t.state != TrialState.WAITING])
+    # A resumed study must not replay the same random start: the seed moves with the trial count
+    # (trials asked or enqueued with parameters, not the open slots of the queue), and a driver
+    # that joins another takes a seed of its own.
+    counted = len([t for t in existing if not is_open_slot(t)])
+    study.sampler = make_sampler(spec, seed=spec.seed + counted + (driver.seed_offset if joined else 0))
     if created:
         enqueue_recipes(study, spec)
-    started = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
-    return OpenedStudy(study, storage, stale_running_trials(study), started, max(0, trials - started))
+    total = settle_total(study, trials, created, driver.id)
+    return OpenedStudy(study, storage, heartbeat, abandoned_trials(study, driver.id), started, waiting(study), joined,
+                       total)
 
 
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
@@ -68,8 +90,8 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def stale_running_trials(study: optuna.Study) -> list[int]:
-    """Numbers of the trials an interrupted driver left RUNNING, in order."""
-    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    """Numbers of the trials an interrupted driver left RUNNING, in order, when no driver is live."""
+    return abandoned_trials(study)
 
 
 def enqueue_recipes(study: optuna.Study, spec: StudySpec) -> None:

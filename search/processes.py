@@ -37,19 +37,26 @@ def record(out: Path) -> None:
     """Write the ids and start times of this search's Ray processes (the driver's descendants);
     the start time tells a recorded process from a later one that reuses its id."""
     me = os.getpid()
-    pids = {pid: _start_time(pid) for pid in _children(me)}
-    (out / RECORD).write_text(json.dumps({"driver": [me, _start_time(me)], "pids": list(pids.items())}))
+    pids = {pid: start_time(pid) for pid in _children(me)}
+    (out / RECORD).write_text(json.dumps({"driver": [me, start_time(me)], "pids": list(pids.items())}))
 
 
 def forget(out: Path) -> None:
     (out / RECORD).unlink(missing_ok=True)
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), None for no such process."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def running(pid: int, start: str | None) -> bool:
+    """Whether process `pid` still runs and is the one that started at `start` (not a later
+    process that reuses its id)."""
+    return start is not None and start_time(pid) == start
 
 
 def stop_leftovers(out: Path) -> list[int]:
@@ -60,9 +67,9 @@ def stop_leftovers(out: Path) -> list[int]:
         return []
     saved = json.loads(path.read_text())
     driver, driver_start = saved["driver"]
-    if _start_time(driver) == driver_start:
+    if running(driver, driver_start):
         raise VoxganError(f"{out}: another voxgan-search (pid {driver}) is running this study")
-    alive = [pid for pid, start in saved["pids"] if _start_time(pid) == start]
+    alive = [pid for pid, start in saved["pids"] if running(pid, start)]
     ended = []
     for pid in alive + [kid for pid in alive for kid in _children(pid)]:
         try:

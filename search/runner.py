@@ -1,9 +1,10 @@
 """Run (or resume) a study: Optuna samples, Ray Tune schedules, the Optuna storage records.
 
-Top to bottom: check the folder, load the data, open the study (`search.opening`), start Ray
-(`search.ray_session`), run a fresh Ray Tune experiment in the storage path (`<out>/ray/` unless
-`--storage-path` says otherwise; `search.checkpoint_store`, `search.tuner`), and summarise the
-study (`search.results`).
+Top to bottom: check the folder, load the data, open the study and register this driver on it
+(`search.opening`), start Ray (`search.ray_session`), run a fresh Ray Tune experiment in the
+storage path (`<out>/ray/` unless `--storage-path` says otherwise; `search.checkpoint_store`,
+`search.tuner`), and summarise the study (`search.results`). Other drivers may share the study
+(`search.drivers`): each takes trials from the same queue until it is empty.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from search.checkpoint_store import resolve_storage_path
-from search.opening import check_folder, open_study, stale_running_trials
+from search.drivers import Driver, owned_running
+from search.opening import OpenedStudy, check_folder, open_study
 from search.ray_session import quiet_ray
 from search.results import summary
 from search.study import StudySpec
-from voxgan.data import load_dataset
+from voxgan.data import VoxelDataset, load_dataset
 from voxgan.errors import VoxganError
 
 DEFAULT_TRIALS = 20
@@ -94,30 +96,50 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     out = settings.out
     check_folder(out, settings.storage, settings.resume)
     data = load_dataset(spec.data)  # once per search; the trials share it through the object store
-    opened = open_study(spec, out, settings.storage, settings.resume, settings.trials)
-    out.mkdir(parents=True, exist_ok=True)
-    if not settings.quiet:
-        print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
-        print(f"study '{spec.name}' in {out}: {opened.started} trials so far ({len(opened.to_resume)} to continue), "
-              f"{opened.new_trials} to run; checkpoints in {settings.storage_path}", file=sys.stderr)
-    if opened.new_trials + len(opened.to_resume) > 0:
-        # Imported only once the input is accepted: they load Ray, and matplotlib, which writes its
-        # font cache under $HOME.
-        quiet_ray()
-        from search.ray_session import ray_session
-        from search.tuner import build_tuner
-
-        with ray_session(out, settings.address, settings.gpus_per_trial):
-            build_tuner(spec, opened, data, out, settings.storage_path, settings.cpus_per_trial,
-                        settings.gpus_per_trial, settings.max_concurrent, settings.time_budget, settings.quiet).fit()
-        if left := stale_running_trials(opened.study):
+    driver = Driver.this_process()
+    opened = open_study(spec, out, settings.storage, settings.resume, settings.trials, driver)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not settings.quiet:
+            print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
+            print(f"{opening_line(spec.name, out, opened)}; checkpoints in {settings.storage_path}", file=sys.stderr)
+        if opened.new_trials + len(opened.to_resume) > 0:
+            run_trials(spec, settings, opened, driver, data)
+        if left := owned_running(opened.study, driver.id):
             # Tune catches SIGINT and returns from fit() as if the study were done; the trials it
             # stopped stay RUNNING. Exit as interrupted, not with a summary that looks final.
             raise KeyboardInterrupt(f"{len(left)} trial(s) left RUNNING; `--resume` with the same flags continues them")
-        ran = len(opened.study.get_trials(deepcopy=False, states=FINISHED))
-        if settings.time_budget and ran < settings.trials:
-            print(f"--time-budget reached: the study has {ran} of {settings.trials} trials; "
-                  f"`--resume --trials {settings.trials}` runs the rest", file=sys.stderr)
+    finally:
+        opened.heartbeat.stop()
+    if others := [t.number for t in opened.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]:
+        print(f"this driver is done; trial(s) {', '.join(map(str, others))} still run under another driver, which "
+              "finishes the study", file=sys.stderr)
+    elif settings.time_budget and (ran := finished_count(opened)) < opened.total:
+        print(f"--time-budget reached: the study has {ran} of {opened.total} trials; `--resume` runs the rest",
+              file=sys.stderr)
     return summary(opened.study)
 
 
+def finished_count(opened: OpenedStudy) -> int:
+    return len(opened.study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def opening_line(name: str, out: Path, opened: OpenedStudy) -> str:
+    """What this run starts from: the study's trials so far, what it continues, what is queued."""
+    line = (f"study '{name}' in {out}: {opened.started} of {opened.total} trials so far ({len(opened.to_resume)} "
+            f"to continue), {opened.new_trials} to run")
+    return line + (" (shared with the other live driver(s) of this study)" if opened.joined else "")
+
+
+def run_trials(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, driver: Driver,
+               data: VoxelDataset) -> None:
+    """Take trials from the study's queue with Ray Tune until it is empty."""
+    # Imported only once the input is accepted: they load Ray, and matplotlib, which writes its
+    # font cache under $HOME.
+    quiet_ray()
+    from search.ray_session import ray_session
+    from search.tuner import build_tuner
+
+    with ray_session(settings.out, settings.address, settings.gpus_per_trial):
+        build_tuner(spec, opened, driver, data, settings.out, settings.storage_path, settings.cpus_per_trial,
+                    settings.gpus_per_trial, settings.max_concurrent, settings.time_budget, settings.quiet).fit()

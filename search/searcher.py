@@ -4,8 +4,10 @@ Written against Ray Tune's public `Searcher` interface (`suggest`, `on_trial_res
 `on_trial_complete`) and Optuna's public ask/tell/report/set_user_attr on the one `Study` the
 harness owns. It:
 
-- asks the study for each new trial (define-by-run over the space table), or hands a trial an
-  interrupted run left RUNNING to a new Ray trial, which continues from the trial's checkpoint;
+- takes a WAITING trial of the study for each new trial (`search.slots`; define-by-run over the
+  space table), or hands a trial an interrupted run left RUNNING to a new Ray trial, which
+  continues from the trial's checkpoint, and says FINISHED when neither is left;
+- names this driver on each trial it runs (`search.drivers`), so other drivers leave it alone;
 - records every evaluation on the Optuna trial (`search.evaluation_record`);
 - tells PRUNED for trials the scheduler stopped before their budget (their last value is already
   an intermediate value), FAIL with a reason for non-finite values, diverged, errored or crashed
@@ -26,10 +28,12 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search.checkpoint_store import remove_other_checkpoints
+from search.drivers import OWNER_ATTR, Driver, abandoned_trials
 from search.evaluation_record import FOLDER_ATTR, EvaluationRecord
 from search.objective import is_finite
 from search.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
 from search.retention import Retention
+from search.slots import take
 from search.space import suggest
 from search.study import StudySpec
 
@@ -42,7 +46,7 @@ SECONDS_ATTR = "seconds"
 class StudySearcher(Searcher):
     def __init__(self, spec: StudySpec, study: optuna.Study, storage: optuna.storages.BaseStorage,
                  experiment_dir: Path | str, artifact_store: FileSystemArtifactStore, resume: list[int],
-                 time_budget: float | None = None):
+                 driver: Driver | None = None, time_budget: float | None = None):
         single = not spec.multi_objective
         modes = ["min" if d == "minimize" else "max" for d in spec.directions]
         super().__init__(metric=spec.objectives[0] if single else spec.objectives, mode=modes[0] if single else modes)
@@ -51,8 +55,9 @@ class StudySearcher(Searcher):
         self.storage = storage
         self.to_resume = list(resume)
         """Numbers of Optuna trials an interrupted run left RUNNING, continued before new ones are asked."""
+        self.driver = driver or Driver.this_process()
         self.time_budget = time_budget
-        """Seconds from the first trial's start after which no new trial is asked for (running ones
+        """Seconds from the first trial's start after which no new trial is taken (running ones
         finish): Ray Tune's own time budget would stop the running trials too."""
         self.deadline: float | None = None
         self.records: dict[str, EvaluationRecord] = {}
@@ -70,9 +75,14 @@ class StudySearcher(Searcher):
             self.deadline = self.deadline or time.monotonic() + self.time_budget
             if time.monotonic() > self.deadline:
                 return Searcher.FINISHED
-        trial = self.study.ask()
-        config = self.trial_config(trial)
+        trial = take(self.study, self.storage)
+        if trial is None:
+            # The queue is empty. Trials of a driver that died meanwhile are continued here, by
+            # the last live driver (abandoned_trials is empty while another is live).
+            self.to_resume = abandoned_trials(self.study, self.driver.id)
+            return self.reattach(trial_id, self.to_resume.pop(0)) if self.to_resume else Searcher.FINISHED
         self.start_record(trial_id, trial, [])
+        config = self.trial_config(trial)
         return {"voxgan": config, "optuna_trial": trial.number}
 
     def trial_config(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -97,6 +107,7 @@ class StudySearcher(Searcher):
         return {"voxgan": config, "optuna_trial": number, "resume_from": stored.user_attrs.get(CHECKPOINT_ATTR)}
 
     def start_record(self, trial_id: str, trial: optuna.Trial, curve: list) -> EvaluationRecord:
+        trial.set_user_attr(OWNER_ATTR, self.driver.id)  # first: other drivers now leave it alone
         trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
         self.records[trial_id] = EvaluationRecord(trial, trial_id, curve, **self.record_kwargs)
         return self.records[trial_id]

@@ -25,10 +25,21 @@ def storage_url(url: str | None, run_dir: Path, must_exist: bool = False) -> str
     return f"sqlite:///{db.resolve()}"
 
 
-def connect(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage, checked now: an unreachable URL is one clear error, not a traceback later."""
+POSTGRES_DRIVER = "psycopg"
+"""The module SQLAlchemy (2.1 and later) loads for a `postgresql://` URL; `voxgan[postgres]` installs it."""
+
+
+def connect(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage, checked now: an unreachable URL or a missing database driver is one clear
+    error, not a traceback later."""
     try:
         return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+    except ImportError as exc:  # Optuna re-raises SQLAlchemy's failed import of the driver as its own
+        missing = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+        name = missing.name or str(missing)
+        hint = "pip install 'voxgan[postgres]'" if name == POSTGRES_DRIVER else "install the package that provides it"
+        raise VoxganError(f"cannot open Optuna storage {_redact(url)}: its database driver '{name}' is not "
+                          f"installed ({hint})") from None
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise VoxganError(f"cannot open Optuna storage {_redact(url)}: {first}") from None

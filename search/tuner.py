@@ -11,6 +11,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.checkpoint_store import join
+from search.drivers import Driver
 from search.opening import OpenedStudy
 from search.progress import ProgressPrinter, best_finished_score, best_score_so_far
 from search.searcher import StudySearcher
@@ -40,17 +41,20 @@ def trials_at_once(cpus_per_trial: float, gpus_per_trial: float, max_concurrent:
     return max(1, min(slots, max_concurrent or slots))
 
 
-def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: Path, storage_path: str,
-                cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None,
+def build_tuner(spec: StudySpec, opened: OpenedStudy, driver: Driver, data: VoxelDataset, out: Path,
+                storage_path: str, cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None,
                 quiet: bool) -> tune.Tuner:
     """A fresh Ray Tune experiment `run-<time>` in the storage path (`<out>/ray` unless
-    --storage-path names a shared folder or a URI) for the trials this run owes the study."""
+    --storage-path names a shared folder or a URI) for the trials this driver takes from the
+    study: its searcher says when none are left (other drivers may take some)."""
     # With a search algorithm, Ray Tune keeps one trial pending at a time, so trials would start
     # one worker start-up apart (seconds each on a busy machine); as many as can run are pending.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(trials_at_once(cpus_per_trial, gpus_per_trial, max_concurrent))
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     searcher = StudySearcher(spec, opened.study, opened.storage, join(storage_path, experiment),
-                             artifact_store_for(out), opened.to_resume, time_budget)
+                             artifact_store_for(out), opened.to_resume, driver, time_budget)
+    # At most every trial of the study once; the searcher says FINISHED when the queue is empty.
+    most = len(opened.study.get_trials(deepcopy=False))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial))),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
@@ -58,7 +62,7 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, data: VoxelDataset, out: P
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, scheduler=make_scheduler(spec), num_samples=opened.new_trials + len(opened.to_resume),
+            search_alg=searcher, scheduler=make_scheduler(spec), num_samples=most,
             max_concurrent_trials=max_concurrent,
             trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True,
         ),

@@ -179,6 +179,12 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "unreachable storage": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
                                        "--storage", "postgresql://u:secret@127.0.0.1:1/x"],
                             "cannot open Optuna storage postgresql://u:***@127.0.0.1:1/x"),
+    "dashboard on an unreachable storage": (lambda r: ["voxgan-search", "dashboard", "--storage",
+                                                       "postgresql://u:secret@127.0.0.1:1/x", "--run", "run"],
+                                            "cannot open Optuna storage postgresql://u:***@127.0.0.1:1/x"),
+    "storage without its driver": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
+                                              "--storage", "mysql://u@127.0.0.1:1/x"],
+                                   "its database driver 'MySQLdb' is not installed"),
     "sqlite in a missing folder": (lambda r: ["voxgan-search", "--study", study_file(r), "--out", "out",
                                               "--storage", f"sqlite:///{r / 'no-such-dir' / 'study.db'}"],
                                    "cannot open Optuna storage sqlite:///"),
@@ -207,9 +213,25 @@ def snapshot(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
     setup, fragment = CASES[case]
-    argv = setup(tmp_path)
+    assert_refused(setup(tmp_path), fragment, tmp_path)
+
+
+def test_postgresql_without_its_driver_says_what_to_install(tmp_path):
+    """psycopg made impossible to import (a package that raises as a missing one does, first on
+    the path): the one line names the extra that installs it."""
+    shadow = tmp_path / "no-psycopg" / "psycopg"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
+    argv = ["voxgan-search", "--study", study_file(tmp_path), "--out", "out", "--storage", "postgresql://u@/x"]
+    assert_refused(argv, "its database driver 'psycopg' is not installed (pip install 'voxgan[postgres]')", tmp_path,
+                   {"PYTHONPATH": str(shadow.parent)})
+
+
+def assert_refused(argv: list[str], fragment: str, tmp_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    """Run `argv` in `tmp_path`: exit 2, one line on stderr holding `fragment`, nothing written."""
     before = snapshot(tmp_path)
-    env = {**os.environ, "HOME": str(tmp_path), "VOXGAN_CACHE": str(tmp_path / "cache"), "PYTHONWARNINGS": ""}
+    env = {**os.environ, "HOME": str(tmp_path), "VOXGAN_CACHE": str(tmp_path / "cache"), "PYTHONWARNINGS": "",
+           **(extra_env or {})}
     env.pop("XDG_CACHE_HOME", None)
     env.pop("XDG_CONFIG_HOME", None)
     env.pop("MPLCONFIGDIR", None)

@@ -17,7 +17,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -55,9 +57,14 @@ def in_flight(db: Path) -> tuple[int, dict[int, int]]:
     """(finished trials, {number: kimg of its checkpoint} for RUNNING trials that have one),
     read with plain SQL so that polling does not depend on the code under test."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-        states = con.execute("SELECT number, state FROM trials").fetchall()
-        attrs = con.execute("SELECT t.number, a.key, a.value_json FROM trial_user_attributes a "
-                            "JOIN trials t ON t.trial_id = a.trial_id WHERE a.key IN ('checkpoint', 'kimg')").fetchall()
+        return in_flight_rows(con)
+
+
+def in_flight_rows(con: Any) -> tuple[int, dict[int, int]]:
+    """`in_flight` on an open DB-API connection to any Optuna RDB storage (SQLite, PostgreSQL)."""
+    states = con.execute("SELECT number, state FROM trials").fetchall()
+    attrs = con.execute("SELECT t.number, a.key, a.value_json FROM trial_user_attributes a "
+                        "JOIN trials t ON t.trial_id = a.trial_id WHERE a.key IN ('checkpoint', 'kimg')").fetchall()
     finished = sum(state in ("COMPLETE", "PRUNED", "FAIL") for _, state in states)
     running = {number for number, state in states if state == "RUNNING"}
     keys: dict[int, dict[str, object]] = {}
@@ -66,19 +73,26 @@ def in_flight(db: Path) -> tuple[int, dict[int, int]]:
     return finished, {n: keys[n]["kimg"] for n in running if "checkpoint" in keys.get(n, {}) and "kimg" in keys[n]}
 
 
-def wait_for_interruptible(proc: subprocess.Popen, db: Path, timeout: float = 90) -> dict[int, int]:
-    """Poll until a trial has finished and another is RUNNING with a checkpoint two marks before its last."""
+def sqlite_in_flight(db: Path) -> Callable[[], tuple[int, dict[int, int]]]:
+    def read() -> tuple[int, dict[int, int]]:
+        try:
+            return in_flight(db)
+        except sqlite3.OperationalError:  # no file or schema yet, or a write holds the lock
+            return 0, {}
+    return read
+
+
+def wait_for_interruptible(proc: subprocess.Popen, read: Callable[[], tuple[int, dict[int, int]]],
+                           timeout: float = 90) -> dict[int, int]:
+    """Poll `read` (`in_flight` of the study) until a trial has finished and another is RUNNING
+    with a checkpoint two marks before its last."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the search ended before it could be interrupted"
-        if db.is_file():
-            try:
-                finished, checkpointed = in_flight(db)
-            except sqlite3.OperationalError:  # the schema is not there yet, or a write holds the lock
-                checkpointed, finished = {}, 0
-            mid = {n: k for n, k in checkpointed.items() if k < MARKS[-2]}
-            if finished >= 1 and mid:
-                return mid
+        finished, checkpointed = read()
+        mid = {n: k for n, k in checkpointed.items() if k < MARKS[-2]}
+        if finished >= 1 and mid:
+            return mid
         time.sleep(0.1)
     pytest.fail("no finished trial and RUNNING checkpointed trial appeared in time")
 
@@ -94,17 +108,24 @@ def alive(pid: int, start: str) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_search_resumes_to_exactly_the_requested_trials(sig, tmp_path):
+    interrupt_and_resume(sig, tmp_path, sqlite_in_flight(tmp_path / "run" / "study.db"))
+
+
+def interrupt_and_resume(sig: signal.Signals, tmp_path: Path, read: Callable[[], tuple[int, dict[int, int]]],
+                         storage: str | None = None) -> None:
+    """The test above on a study in `storage` (default: the SQLite file in the output folder),
+    polled with `read`."""
     study_file = tmp_path / "resume.yaml"
     study_file.write_text(yaml.safe_dump(STUDY))
     out = tmp_path / "run"
     argv = [str(BIN / "voxgan-search"), "--study", str(study_file), "--out", str(out), "--trials", str(TRIALS),
-            "--max-concurrent", "2", "--quiet"]
+            "--max-concurrent", "2", "--quiet", *(["--storage", storage] if storage else [])]
     env = {**os.environ, "VOXGAN_CACHE": str(tmp_path / "cache")}
     with open(tmp_path / "first.log", "w") as log:
         # Its own session: whatever it leaves behind can be found (and ended) by process group.
         first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        interrupted = wait_for_interruptible(first, out / "study.db")
+        interrupted = wait_for_interruptible(first, read)
         recorded = json.loads((out / RECORD).read_text())["pids"] if sig == signal.SIGKILL else []
         assert recorded or sig != signal.SIGKILL, "the driver recorded no Ray processes"
         first.send_signal(sig)
@@ -116,7 +137,7 @@ def test_interrupted_search_resumes_to_exactly_the_requested_trials(sig, tmp_pat
             assert code == 130, log_text
             assert "Traceback" not in log_text, log_text
             assert not (out / RECORD).exists(), "a clean exit forgets its Ray processes"
-        before = open_existing_study(None, out, None).trials
+        before = open_existing_study(storage, out, None).trials
         assert any(t.state == TrialState.RUNNING for t in before)
         if sig == signal.SIGTERM:
             assert "interrupted: " in log_text
@@ -133,7 +154,7 @@ def test_interrupted_search_resumes_to_exactly_the_requested_trials(sig, tmp_pat
             pass
         first.wait()
 
-    trials = open_existing_study(None, out, None).trials
+    trials = open_existing_study(storage, out, None).trials
     assert len(trials) == TRIALS
     assert sorted(t.number for t in trials) == list(range(TRIALS))
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
