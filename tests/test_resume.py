@@ -83,7 +83,7 @@ def sqlite_in_flight(db: Path) -> Callable[[], tuple[int, dict[int, int]]]:
 
 
 def wait_for_interruptible(proc: subprocess.Popen, read: Callable[[], tuple[int, dict[int, int]]],
-                           timeout: float = 90) -> dict[int, int]:
+                           timeout: float = 180) -> dict[int, int]:
     """Poll `read` (`in_flight` of the study) until a trial has finished and another is RUNNING
     with a checkpoint two marks before its last."""
     deadline = time.monotonic() + timeout

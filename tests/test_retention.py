@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 from optuna.trial import TrialState
-from test_resume import MARKS, STUDY as RESUME_STUDY, wait_for_interruptible
+from test_resume import MARKS, STUDY as RESUME_STUDY, sqlite_in_flight, wait_for_interruptible
 
 from search.results import best_trial
 from search.storage import open_existing_study
@@ -44,7 +44,7 @@ def test_only_running_and_best_trials_keep_checkpoints(tmp_path):
     env = {**os.environ, "VOXGAN_CACHE": str(tmp_path / "cache")}
     first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        interrupted = wait_for_interruptible(first, out / "study.db")
+        interrupted = wait_for_interruptible(first, sqlite_in_flight(out / "study.db"))
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=60) == 130
     finally:
