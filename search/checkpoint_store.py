@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pyarrow import fs
 
-from voxgan.errors import VoxganError
+from voxgan.errors import VoxganError, first_line
 
 DEFAULT_FOLDER = "ray"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -62,11 +62,6 @@ def resolve_storage_path(storage_path: str | None, out: Path) -> str:
     if not existing.is_dir():
         raise VoxganError(f"--storage-path {storage_path}: {existing} is not a folder")
     return str(folder)
-
-
-def first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def join(location: str, *parts: str) -> str:

@@ -9,7 +9,7 @@ import optuna
 import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
 
-from voxgan.errors import VoxganError
+from voxgan.errors import VoxganError, first_line
 
 DB_NAME = "study.db"
 ARTIFACTS = "artifacts"
@@ -41,8 +41,7 @@ def connect(url: str) -> optuna.storages.RDBStorage:
         raise VoxganError(f"cannot open Optuna storage {_redact(url)}: its database driver '{name}' is not "
                           f"installed ({hint})") from None
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise VoxganError(f"cannot open Optuna storage {_redact(url)}: {first}") from None
+        raise VoxganError(f"cannot open Optuna storage {_redact(url)}: {first_line(exc)}") from None
 
 
 def write_fast(storage: optuna.storages.BaseStorage) -> None:

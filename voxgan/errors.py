@@ -1,6 +1,13 @@
 """Errors a user can fix. The CLIs print them as one line and exit with status 2."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line error quotes of a library's multi-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class VoxganError(Exception):
     """A problem with the user's input (config, data, flags, files): never a bug in voxgan."""
 
