@@ -67,7 +67,8 @@ TABLE: tuple[tuple[Dim, ...], ...] = (
     dim("d_spectral_norm", (False, True), key="discriminator.spectral_norm", study_key="discriminator.spectral_norm"),
     dim("r1_gamma", (0.0, 0.1, 1.0, 10.0), note="R1 penalty on real shapes; 0 is off"),
     dim("instance_noise", Between(0.0, 0.3), note="std of the noise on every volume D sees"),
-    dim("ema_decay", (0.0, 0.99, 0.999), note="moving average of G's weights for sampling; 0 is off"),
+    dim("ema_decay", (0.0, 0.99, 0.999), note="moving average of G's weights for sampling; 0 is off; its warm-up "
+        "keeps the decay below 0.99 for 890 G steps, so 0.99 and 0.999 differ only in longer runs"),
     dim("g_output_init", ("zero", "occupancy"), note="G's output bias at start: 0.5 everywhere, or the data's occupancy"),
     dim("latent_size", (32, 64, 128, 200)),
     dim("latent_dist", ("normal", "uniform"), note="normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's"),
