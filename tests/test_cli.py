@@ -8,6 +8,7 @@ import torch
 import trimesh
 
 from voxgan.cli import EXIT_DIVERGED, generate_main, run_cli, train_main
+from voxgan.metrics import largest_part_shares
 
 TINY = ["data.resolution=16", "data.n_shapes=60", "generator.width=4", "discriminator.width=4", "latent_size=16",
         "batch_size=16", "eval.n_samples=12", "eval.max_real=12", "eval.c2st_epochs=1"]
@@ -59,3 +60,10 @@ def test_generate_writes_arrays_pictures_and_meshes(tmp_path):
     assert run_cli(generate_main, ["--checkpoint", str(run / "checkpoint.pt"), "--n", "3", "--out", str(again),
                                    "--threshold", "0.3"]) == 0
     np.testing.assert_array_equal(np.load(again / "samples.npy"), volumes)
+    # For printing: each shape's largest part alone, a subset of the raw shape in one piece.
+    whole = tmp_path / "whole"
+    assert run_cli(generate_main, ["--checkpoint", str(run / "checkpoint.pt"), "--n", "3", "--out", str(whole),
+                                   "--threshold", "0.3", "--largest-part"]) == 0
+    parts = np.load(whole / "samples.npy")
+    assert not (parts & ~volumes).any()
+    np.testing.assert_array_equal(largest_part_shares(parts), [1.0 if v.any() else 0.0 for v in volumes])

@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from voxgan.export import save_mesh, save_npy, voxels_to_mesh
+from voxgan.export import keep_largest_parts, save_mesh, save_npy, voxels_to_mesh
 from voxgan.pictures import downsample_for_render, plot_curves, render_grid
 
 
@@ -62,6 +62,22 @@ def test_plot_curves_with_nan_and_discriminator_panel(tmp_path):
 
 
 # ---- export -------------------------------------------------------------------------------------
+
+
+def test_keeping_the_largest_part_drops_debris_and_keeps_corner_touching_parts():
+    chair = solid_box()  # 64 voxels
+    with_debris = chair.copy()
+    with_debris[0, 7, 0] = with_debris[7, 0, 0] = True  # two floating voxels
+    corner = chair.copy()
+    corner[6, 5, 7] = True  # touches the box's corner (5, 4, 6): the same part under 26-connectivity
+    halves = solid_box(lo=(0, 0, 0), hi=(8, 8, 3)) | solid_box(lo=(0, 0, 5), hi=(8, 8, 7))  # 192 and 128 voxels
+    empty = np.zeros((8, 8, 8), dtype=bool)
+    kept = keep_largest_parts(np.stack([with_debris, corner, halves, empty]).astype(np.float32) * 0.9)
+    assert kept.dtype == bool
+    np.testing.assert_array_equal(kept[0], chair)
+    np.testing.assert_array_equal(kept[1], corner)
+    np.testing.assert_array_equal(kept[2], solid_box(lo=(0, 0, 0), hi=(8, 8, 3)))
+    assert not kept[3].any()
 
 
 def test_save_npy_round_trips_as_bool(tmp_path):

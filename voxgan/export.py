@@ -13,12 +13,21 @@ import torch
 import trimesh
 from skimage.measure import marching_cubes
 
+from voxgan.metrics import largest_part
+
 MESH_SUFFIXES = (".obj", ".stl")
 
 
 def _to_bool(volumes: np.ndarray | torch.Tensor, threshold: float = 0.5) -> np.ndarray:
     array = volumes.detach().cpu().numpy() if isinstance(volumes, torch.Tensor) else np.asarray(volumes)
     return array if array.dtype == bool else array > threshold
+
+
+def keep_largest_parts(volumes: np.ndarray | torch.Tensor, threshold: float = 0.5) -> np.ndarray:
+    """Each shape's largest 26-connected part alone, as bool volumes: a clean-up for printing,
+    where a shape must be one solid. Never applied before scoring: the metrics see raw samples,
+    debris included (`metrics.structure_metrics`)."""
+    return np.stack([largest_part(grid) for grid in _to_bool(volumes, threshold)])
 
 
 def save_npy(volumes: np.ndarray | torch.Tensor, path: str | Path, threshold: float = 0.5) -> Path:

@@ -184,17 +184,19 @@ CONNECTIVITY = scipy.ndimage.generate_binary_structure(3, 3)
 real chair at 32^3 and every procedural shape is a single part."""
 
 
+def largest_part(grid: np.ndarray) -> np.ndarray:
+    """The voxels of one bool (R, R, R) grid's largest connected part (all False when empty)."""
+    labels, n_parts = scipy.ndimage.label(grid, structure=CONNECTIVITY)
+    if not n_parts:
+        return np.zeros_like(grid, dtype=bool)
+    return labels == np.bincount(labels.ravel())[1:].argmax() + 1
+
+
 def largest_part_shares(volumes: Volumes) -> np.ndarray:
     """Per shape, the share of its occupied voxels in its largest connected part: 1 for one solid
     piece, lower with floating debris or fragments; 0 for an empty shape (no shape at all)."""
     grids = occupancy(volumes).reshape(len(volumes), *np.shape(volumes)[-3:]).cpu().numpy()
-    shares = np.zeros(len(grids))
-    for i, grid in enumerate(grids):
-        labels, n_parts = scipy.ndimage.label(grid, structure=CONNECTIVITY)
-        if n_parts:
-            sizes = np.bincount(labels.ravel())[1:]
-            shares[i] = sizes.max() / sizes.sum()
-    return shares
+    return np.array([largest_part(grid).sum() / grid.sum() if grid.any() else 0.0 for grid in grids])
 
 
 def structure_metrics(real: Volumes, fake: Volumes) -> dict[str, float]:
