@@ -19,7 +19,7 @@ def test_every_shipped_study_loads(path):
 
 @pytest.mark.parametrize("recipe", ["tutorial", "reference"])
 def test_the_documented_recipes_are_the_studys_recipe_trials(recipe):
-    """docs/results.md retrains trials 0 and 1 of the chairs32-cpu study for half its budget."""
+    """docs/results.md retrains trials 0 and 1 of the chairs32-cpu study (at its own kimg)."""
     spec = load_study(ROOT / "studies" / "chairs32-cpu.yaml")
     documented = Config.load(ROOT / "docs" / "configs" / f"chairs32-cpu-{recipe}.yaml", [f"kimg={spec.budget.kimg}"])
     assert documented == spec.trial_config(baseline_config_values(spec.space, recipe))
