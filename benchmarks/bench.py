@@ -293,10 +293,26 @@ TINY_STUDY = {
 }
 
 
-def bench_search(trials: int) -> dict:
+def bench_search(trials: int, runs: int) -> dict:
+    """`runs` searches of `trials` tiny trials each, one trial at a time; the median of each figure.
+
+    Each run's wall time splits into a fixed part paid once per search (Ray's start and the first
+    trial's worker start-up before it, Ray's shutdown after the last trial) and a steady part
+    paid by every further trial: (last trial's end - first trial's end - their own times) /
+    (trials - 1), the gap between one trial's end and the next one's, less the next one's own
+    time. The steady part is what a long study pays per trial."""
+    per_run = [search_run(trials) for _ in range(runs)]
+    figures = {key: statistics.median(run[key] for run in per_run) for key in per_run[0] if key != "trials_timed"}
+    return {"trials": trials, "runs": runs, "trials_timed": min(run["trials_timed"] for run in per_run),
+            "max_concurrent": 1, **figures, "per_run": per_run}
+
+
+def search_run(trials: int) -> dict:
     import yaml
 
     from search.runner import SearchSettings, run_search
+    from search.searcher import SECONDS_ATTR
+    from search.storage import open_existing_study
     from search.study import load_study
 
     with tempfile.TemporaryDirectory(prefix="voxgan-bench-search-") as folder:
@@ -307,21 +323,20 @@ def bench_search(trials: int) -> dict:
         out = folder / "run"
         settings = SearchSettings(trials=trials, out=out, storage=None, storage_path=str(out / "ray"), resume=False,
                                   max_concurrent=1, cpus_per_trial=1, gpus_per_trial=0, address=None, time_budget=None, quiet=True)
-        start = time.perf_counter()
+        begin = time.time()
         run_search(spec, settings)
-        wall = time.perf_counter() - start
-
-        from search.searcher import SECONDS_ATTR
-        from search.storage import open_existing_study
-
-        trials_done = open_existing_study(None, out, None).get_trials(deepcopy=False)
-        trial_times = [t.user_attrs[SECONDS_ATTR] for t in trials_done if SECONDS_ATTR in t.user_attrs]
-    trial_total = sum(trial_times)
-    counted = len(trial_times)
+        wall = time.time() - begin
+        done = sorted(open_existing_study(None, out, None).get_trials(deepcopy=False), key=lambda t: t.number)
+    timed_trials = [t for t in done if SECONDS_ATTR in t.user_attrs]
+    own = [t.user_attrs[SECONDS_ATTR] for t in timed_trials]
+    ends = [t.datetime_complete.timestamp() for t in timed_trials]
+    first, last = timed_trials[0], timed_trials[-1]
     return {
-        "trials": trials, "trials_timed": counted, "max_concurrent": 1, "wall_s": wall,
-        "wall_per_trial_s": wall / trials, "trial_time_per_trial_s": trial_total / max(counted, 1),
-        "overhead_per_trial_s": (wall - trial_total) / trials,
+        "trials_timed": len(own), "wall_s": wall, "wall_per_trial_s": wall / trials,
+        "trial_time_per_trial_s": sum(own) / len(own), "overhead_per_trial_s": (wall - sum(own)) / trials,
+        "startup_s": first.datetime_start.timestamp() - begin + (ends[0] - first.datetime_start.timestamp() - own[0]),
+        "steady_overhead_per_trial_s": (ends[-1] - ends[0] - sum(own[1:])) / (len(own) - 1),
+        "shutdown_s": begin + wall - last.datetime_complete.timestamp(),
     }
 
 
@@ -380,10 +395,16 @@ def markdown(results: dict) -> str:
     lines += ["", "## d. Search overhead per trial", ""]
     s = results.get("search")
     if s:
+        runs = s.get("runs", 1)
         lines += [f"`search.runner.run_search`, {s['trials']} trials of a tiny study (procedural 16^3, 40 shapes, width 4, "
-                  f"1 epoch, eval every epoch), one trial at a time:", "",
-                  "| wall / trial | trial's own time (Ray time_total_s) / trial | overhead / trial | total wall |", "|---|---|---|---|",
-                  f"| {s['wall_per_trial_s']:.2f} s | {s['trial_time_per_trial_s']:.2f} s | {s['overhead_per_trial_s']:.2f} s | {s['wall_s']:.1f} s |"]
+                  f"32 shapes per trial, evaluated once), one trial at a time; median of {runs} run(s):", "",
+                  "| overhead / trial, steady | start-up (once) | shutdown (once) | trial's own time / trial "
+                  "| wall / trial | overhead / trial, start-up included | total wall |", "|---|---|---|---|---|---|---|",
+                  f"| **{fmt(s.get('steady_overhead_per_trial_s'), 2)} s** | {fmt(s.get('startup_s'))} s | {fmt(s.get('shutdown_s'))} s "
+                  f"| {s['trial_time_per_trial_s']:.2f} s | {s['wall_per_trial_s']:.2f} s | {s['overhead_per_trial_s']:.2f} s | {s['wall_s']:.1f} s |"]
+        if s.get("per_run"):
+            lines.append("\nEach run: " + "; ".join(f"steady {run['steady_overhead_per_trial_s']:.2f} s, start-up "
+                                                   f"{run['startup_s']:.1f} s, wall {run['wall_s']:.1f} s" for run in s["per_run"]))
         if s["trials_timed"] != s["trials"]:
             lines.append(f"\n(only {s['trials_timed']} of {s['trials']} trials recorded their time)")
     else:
@@ -404,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, help="timed epochs per configuration (default: quick 2, full 5)")
     p.add_argument("--configs", nargs="*", metavar="RxB",
                    help="training configurations as resolution x batch, e.g. 64x32 (default: quick 32x8 32x32 64x8; full all of 64,32 x 8,32,128)")
-    p.add_argument("--search-trials", type=int, default=12)
+    p.add_argument("--search-trials", type=int, default=12, help="trials per search (at least 2)")
+    p.add_argument("--search-runs", type=int, default=3, help="searches timed; the figures are their medians")
     p.add_argument("--iou-size", type=int, default=1000, metavar="N", help="shapes on each side of the IoU matrix")
     p.add_argument("--iou-resolution", type=int, default=64, metavar="R", help="grid of the IoU matrix's shapes")
     p.add_argument("--peak-tflops", type=float, help="bf16 peak of the device, TFLOP/s (default: 989 for an H200, 835 for an H200 NVL)")
@@ -485,8 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     if "search" in args.skip:
         results.setdefault("search_note", "not run")
     else:
-        print(f"  search overhead: {args.search_trials} tiny trials ...", flush=True)
-        results["search"] = bench_search(args.search_trials)
+        print(f"  search overhead: {args.search_runs} x {args.search_trials} tiny trials ...", flush=True)
+        results["search"] = bench_search(args.search_trials, args.search_runs)
 
     text = markdown(results)
     print()
