@@ -330,13 +330,12 @@ def search_run(trials: int) -> dict:
     timed_trials = [t for t in done if SECONDS_ATTR in t.user_attrs]
     own = [t.user_attrs[SECONDS_ATTR] for t in timed_trials]
     ends = [t.datetime_complete.timestamp() for t in timed_trials]
-    first, last = timed_trials[0], timed_trials[-1]
     return {
         "trials_timed": len(own), "wall_s": wall, "wall_per_trial_s": wall / trials,
         "trial_time_per_trial_s": sum(own) / len(own), "overhead_per_trial_s": (wall - sum(own)) / trials,
-        "startup_s": first.datetime_start.timestamp() - begin + (ends[0] - first.datetime_start.timestamp() - own[0]),
+        "startup_s": ends[0] - begin - own[0],
         "steady_overhead_per_trial_s": (ends[-1] - ends[0] - sum(own[1:])) / (len(own) - 1),
-        "shutdown_s": begin + wall - last.datetime_complete.timestamp(),
+        "shutdown_s": begin + wall - ends[-1],
     }
 
 
@@ -435,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--append", action="store_true",
                    help="keep the other sections' figures already in --out (to run the sections one at a time)")
     args = p.parse_args(argv)
+    if args.search_trials < 2 or args.search_runs < 1:
+        p.error("--search-trials must be at least 2 and --search-runs at least 1")
 
     from voxgan.trainer import pick_device
 
