@@ -70,6 +70,8 @@ TABLE: tuple[tuple[Dim, ...], ...] = (
     dim("ema_decay", (0.0, 0.99, 0.999), note="moving average of G's weights for sampling; 0 is off; its warm-up "
         "keeps the decay below 0.99 for 890 G steps, so 0.99 and 0.999 differ only in longer runs"),
     dim("g_output_init", ("zero", "occupancy"), note="G's output bias at start: 0.5 everywhere, or the data's occupancy"),
+    dim("g_upsample", ("transposed", "resize"), note="G's doublings: transposed convolutions, or nearest upsampling "
+        "and a 3x3x3 convolution"),
     dim("latent_size", (32, 64, 128, 200)),
     dim("latent_dist", ("normal", "uniform"), note="normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's"),
     dim("latent_std", Between(0.1, 1.0, log=True), when=("latent_dist", ("normal",))),

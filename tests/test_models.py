@@ -85,3 +85,25 @@ def test_depth_width_activation_and_batch_norm_come_from_the_config():
     assert sum(isinstance(m, nn.ELU) for m in G.modules()) == 4
     assert sum(isinstance(m, nn.Tanh) for m in D.modules()) == 3
     assert G(torch.randn(3, 200)).shape == (3, 1, 16, 16, 16)
+
+
+def test_resize_generator_doubles_by_nearest_upsampling_then_a_3x3x3_convolution():
+    """With a centre-tap output kernel the last layer copies each voxel of the 8^3 grid to its
+    2x2x2 block: no overlapping kernels, so no checkerboard; G's occupancy start sets that
+    convolution's bias."""
+    cfg = Config.from_dict({"data": {"resolution": 16}, "generator": {"width": 4}, "latent_size": 8,
+                            "g_upsample": "resize"})
+    G = Generator(cfg)
+    assert [type(m).__name__ for m in G.modules() if isinstance(m, (nn.ConvTranspose3d, nn.Upsample))] == \
+        ["ConvTranspose3d", "Upsample", "Upsample"]  # the 1^3 -> 4^3 projection, then two doublings
+    up, out = G.layers[-1][0]
+    with torch.no_grad():
+        out.weight.zero_()
+        out.weight[0, :, 1, 1, 1] = 1.0
+        out.bias.fill_(-2.0)
+    hidden = torch.rand(2, 4, 8, 8, 8)
+    logits = torch.logit(G.layers[-1](hidden))
+    expected = hidden.sum(1, keepdim=True).repeat_interleave(2, 2).repeat_interleave(2, 3).repeat_interleave(2, 4) - 2.0
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    G.start_at_occupancy(0.04)
+    assert out.bias.item() == pytest.approx(torch.logit(torch.tensor(0.04)).item(), abs=1e-5)

@@ -212,6 +212,10 @@ class Config(_Strict):
     g_output_init: Literal["zero", "occupancy"] = "zero"
     """Bias of G's output layer at start: zero (every voxel starts at 0.5) or the logit of the
     training set's mean occupancy, so G starts as sparse as the data (3-4% for chairs)."""
+    g_upsample: Literal["transposed", "resize"] = "transposed"
+    """How G doubles its grid: transposed (SEED-SPEC: 4^3 transposed convolutions of stride 2) or
+    resize (nearest-neighbour upsampling and a 3x3x3 convolution, free of the checkerboard
+    that overlapping transposed kernels print on the output)."""
     seed: int = 0
     """Seeds weight initialisation, shuffling and z: the same config and seed give the same run on CPU."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -6,7 +6,10 @@ At the `tutorial` preset (64^3, width 64, no extra depth) they are exactly SEED-
     D: 1@64^3 -> 64@32^3 -> 128@16^3 -> 256@8^3 -> 512@4^3 -> 1@1^3, LeakyReLU(0.2) + batch norm
 
 Other resolutions add or drop stride-2 layers (one per doubling above 4^3), `width` scales the
-channels, and `extra_depth` inserts stride-1 3x3x3 blocks at 4^3, where they are cheapest. The
+channels, and `extra_depth` inserts stride-1 3x3x3 blocks at 4^3, where they are cheapest. With
+`g_upsample: resize` each of G's doublings is nearest-neighbour upsampling and a 3x3x3
+convolution instead of a stride-2 transposed convolution, whose 4^3 kernels overlap unevenly and
+print a checkerboard on the output (Odena et al. 2016). The
 discriminator returns logits: the sigmoid of the tables lives in the loss (numerically stable
 binary cross-entropy) and in `Discriminator.probability`.
 """
@@ -69,6 +72,15 @@ def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int
     return nn.Sequential(layer, *normalisation(net.norm, c_out), activation(net.activation))
 
 
+def doubling(c_in: int, c_out: int, how: str, *, bias: bool, spectral: bool) -> nn.Module:
+    """A layer that doubles the grid: SEED-SPEC's 4^3 stride-2 transposed convolution, or
+    (`resize`) nearest-neighbour upsampling followed by a 3x3x3 convolution."""
+    if how == "transposed":
+        return conv(nn.ConvTranspose3d, c_in, c_out, KERNEL, 2, 1, bias=bias, spectral=spectral)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                         conv(nn.Conv3d, c_in, c_out, 3, 1, 1, bias=bias, spectral=spectral))
+
+
 class Generator(nn.Module):
     """Latent vector (N, latent_size) -> occupancy probabilities (N, 1, R, R, R)."""
 
@@ -81,8 +93,9 @@ class Generator(nn.Module):
         for _ in range(net.extra_depth):
             layers.append(block(nn.Conv3d, channels[0], channels[0], 3, 1, 1, net))
         for c_in, c_out in zip(channels, channels[1:]):
-            layers.append(block(nn.ConvTranspose3d, c_in, c_out, KERNEL, 2, 1, net))
-        layers.append(nn.Sequential(conv(nn.ConvTranspose3d, channels[-1], 1, KERNEL, 2, 1, bias=True, spectral=False), nn.Sigmoid()))
+            up = doubling(c_in, c_out, cfg.g_upsample, bias=net.norm == "none", spectral=net.spectral_norm)
+            layers.append(nn.Sequential(up, *normalisation(net.norm, c_out), activation(net.activation)))
+        layers.append(nn.Sequential(doubling(channels[-1], 1, cfg.g_upsample, bias=True, spectral=False), nn.Sigmoid()))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -93,7 +106,8 @@ class Generator(nn.Module):
         """Set the output layer's bias to logit(occupancy): with small initial weights every voxel
         then starts near the data's mean occupancy instead of 0.5."""
         p = min(max(occupancy, 1e-4), 1 - 1e-4)
-        self.layers[-1][0].bias.fill_(math.log(p / (1 - p)))
+        output = self.layers[-1][0]  # the last doubling; its convolution is last in a resize
+        (output[-1] if isinstance(output, nn.Sequential) else output).bias.fill_(math.log(p / (1 - p)))
 
 
 class Discriminator(nn.Module):
