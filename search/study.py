@@ -47,10 +47,20 @@ class Budget(_Strict):
             raise ValueError(f"eval_every_kimg ({self.eval_every_kimg}) is larger than kimg ({self.kimg})")
         return self
 
+    def rungs(self) -> list[float]:
+        """ASHA's rungs, where it stops a trial unless it is in the best 1 / reduction_factor:
+        grace_kimg * reduction_factor^k below kimg, counted as Ray Tune's ASHA counts them."""
+        grace = self.grace_kimg or self.eval_every_kimg
+        count = int(math.log(self.kimg / grace) / math.log(self.reduction_factor) + 1)
+        return [round(grace * self.reduction_factor ** k, 6) for k in range(count)]
+
     def marks(self) -> list[float]:
-        """The kimg at which a trial is evaluated: every eval_every_kimg, and at the end."""
+        """The kimg at which a trial is evaluated: every eval_every_kimg, at each of ASHA's rungs
+        (so that a rung between two evaluations, a first rung of 0.5 kimg say, decides on a score
+        taken there and not one evaluation later), and at the end."""
         count = math.ceil(self.kimg / self.eval_every_kimg - 1e-9)
-        return [round(min(self.kimg, k * self.eval_every_kimg), 6) for k in range(1, count + 1)]
+        every = {round(min(self.kimg, k * self.eval_every_kimg), 6) for k in range(1, count + 1)}
+        return sorted(every | {rung for rung in self.rungs() if rung < self.kimg})
 
 
 class Resources(_Strict):
