@@ -101,6 +101,21 @@ def test_mesh_of_a_box_touching_the_border_is_closed():
     np.testing.assert_allclose(mesh.bounds, [[0, 0, 0], [4, 4, 4]])
 
 
+def test_voxels_touching_only_along_an_edge_or_a_corner_give_a_watertight_mesh():
+    """Marching cubes at exactly 0.5 shares such an edge between four triangles; noisy samples,
+    as an untrained generator makes, are full of these pairs."""
+    pair = np.zeros((4, 4, 4), bool)
+    pair[1, 1, 1] = pair[2, 2, 1] = True  # an edge
+    corner = np.zeros((4, 4, 4), bool)
+    corner[1, 1, 1] = corner[2, 2, 2] = True  # a corner
+    noise = np.random.default_rng(0).random((50, 12, 12, 12)) < np.linspace(0.02, 0.5, 50)[:, None, None, None]
+    for volume in [pair, corner, *noise]:
+        mesh = trimesh.Trimesh(*voxels_to_mesh(volume), process=False)
+        assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+        assert (mesh.area_faces > 1e-9).all()
+    assert trimesh.Trimesh(*voxels_to_mesh(pair), process=False).body_count == 1  # joined, as 26-connectivity counts
+
+
 @pytest.mark.parametrize("suffix", [".stl", ".obj", ".OBJ"])
 def test_saved_mesh_loads_back_with_the_same_counts(tmp_path, suffix):
     volume = solid_box()
