@@ -47,12 +47,16 @@ class Budget(_Strict):
             raise ValueError(f"eval_every_kimg ({self.eval_every_kimg}) is larger than kimg ({self.kimg})")
         return self
 
+    @property
+    def grace(self) -> float:
+        """ASHA's grace period: grace_kimg, or one evaluation when it is not given."""
+        return self.grace_kimg or self.eval_every_kimg
+
     def rungs(self) -> list[float]:
         """ASHA's rungs, where it stops a trial unless it is in the best 1 / reduction_factor:
-        grace_kimg * reduction_factor^k below kimg, counted as Ray Tune's ASHA counts them."""
-        grace = self.grace_kimg or self.eval_every_kimg
-        count = int(math.log(self.kimg / grace) / math.log(self.reduction_factor) + 1)
-        return [round(grace * self.reduction_factor ** k, 6) for k in range(count)]
+        grace * reduction_factor^k below kimg, counted as Ray Tune's ASHA counts them."""
+        count = int(math.log(self.kimg / self.grace) / math.log(self.reduction_factor) + 1)
+        return [round(self.grace * self.reduction_factor ** k, 6) for k in range(count)]
 
     def marks(self) -> list[float]:
         """The kimg at which a trial is evaluated: every eval_every_kimg, at each of ASHA's rungs

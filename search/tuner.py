@@ -26,7 +26,7 @@ def make_scheduler(spec: StudySpec) -> TrialScheduler:
     if spec.scheduler != "asha":
         return FIFOScheduler()
     return ASHAScheduler(metric="score", mode="min", time_attr="kimg", max_t=spec.budget.kimg,
-                         grace_period=spec.budget.grace_kimg or spec.budget.eval_every_kimg,
+                         grace_period=spec.budget.grace,
                          reduction_factor=spec.budget.reduction_factor)
 
 

@@ -17,7 +17,7 @@ from search.study import Budget
 def test_rungs_are_the_ones_ray_tunes_asha_stops_at(budget, rungs):
     spec = Budget(**budget)
     scheduler = ASHAScheduler(metric="score", mode="min", time_attr="kimg", max_t=spec.kimg,
-                              grace_period=spec.grace_kimg or spec.eval_every_kimg,
+                              grace_period=spec.grace,
                               reduction_factor=spec.reduction_factor)
     ray_rungs = sorted(float(x) for x in re.findall(r"Iter ([\d.]+)", scheduler.debug_string()))
     assert spec.rungs() == pytest.approx(rungs) == ray_rungs

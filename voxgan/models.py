@@ -17,6 +17,8 @@ binary cross-entropy) and in `Discriminator.probability`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
@@ -65,11 +67,16 @@ def conv(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int,
     return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
 
 
-def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, net: NetConfig) -> nn.Sequential:
-    """Convolution, optional normalisation, hidden activation: one row of SEED-SPEC's tables."""
-    # no bias where a normalisation's shift follows
-    layer = conv(kind, c_in, c_out, kernel, stride, padding, bias=net.norm == "none", spectral=net.spectral_norm)
+def hidden(make: Callable[..., nn.Module], c_out: int, net: NetConfig) -> nn.Sequential:
+    """`make(bias=..., spectral=...)`, then the network's normalisation and activation: one row of
+    SEED-SPEC's tables. No bias where a normalisation's shift follows."""
+    layer = make(bias=net.norm == "none", spectral=net.spectral_norm)
     return nn.Sequential(layer, *normalisation(net.norm, c_out), activation(net.activation))
+
+
+def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int, padding: int, net: NetConfig) -> nn.Sequential:
+    """Convolution, optional normalisation, hidden activation."""
+    return hidden(partial(conv, kind, c_in, c_out, kernel, stride, padding), c_out, net)
 
 
 def doubling(c_in: int, c_out: int, how: str, *, bias: bool, spectral: bool) -> nn.Module:
@@ -93,8 +100,7 @@ class Generator(nn.Module):
         for _ in range(net.extra_depth):
             layers.append(block(nn.Conv3d, channels[0], channels[0], 3, 1, 1, net))
         for c_in, c_out in zip(channels, channels[1:]):
-            up = doubling(c_in, c_out, cfg.g_upsample, bias=net.norm == "none", spectral=net.spectral_norm)
-            layers.append(nn.Sequential(up, *normalisation(net.norm, c_out), activation(net.activation)))
+            layers.append(hidden(partial(doubling, c_in, c_out, cfg.g_upsample), c_out, net))
         layers.append(nn.Sequential(doubling(channels[-1], 1, cfg.g_upsample, bias=True, spectral=False), nn.Sigmoid()))
         self.layers = nn.Sequential(*layers)
 
