@@ -17,6 +17,8 @@ b. `voxgan.metrics.iou_matrix` of 1,000 x 1,000 random 64^3 shapes (10% occupanc
 c. Loading the real 3D ShapeNets chairs with `load_dataset`, cold (fresh cache folder) and cached.
 d. The search harness's overhead per trial: `search.runner.run_search` on a study of trivially
    short trials, wall time against the trials' own time (Ray's `time_total_s`).
+e. G's output layer (a transposed convolution to one channel), forward and backward, as
+   `nn.ConvTranspose3d` and as voxgan's `ConvTranspose3dToOne`, which runs ATen's kernel.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def bench_training(resolution: int, batch: int, iters: int, repeats: int, device
     free_memory(device)
     torch.backends.cudnn.benchmark = saved_benchmark
 
-    # (b) voxgan's Trainer at the tutorial preset (auto device and precision: bf16 + channels_last_3d on CUDA).
+    # (b) voxgan's Trainer at the tutorial preset (auto device and precision: bf16 on CUDA; channels_last_3d on both).
     cfg = preset("tutorial", [f"data.resolution={resolution}", f"batch_size={batch}", f"device={device.type}"])
     data = VoxelDataset(train=volumes, test=volumes[:2], name="synthetic")
     trainer = Trainer(cfg, data)
@@ -339,10 +341,36 @@ def search_run(trials: int) -> dict:
     }
 
 
+# ---- e. G's output layer ----------------------------------------------------------------------------
+
+OUTPUT_LAYERS = [(16, 8, 32), (32, 8, 32), (64, 16, 32), (64, 32, 8)]
+"""(input channels, input grid, batch) of G's output layer: the default study's G16 and G32 at
+16^3, the tutorial widths at 32^3 and at 64^3."""
+
+
+def bench_output_layer(repeats: int, device: torch.device) -> list[dict]:
+    """Forward and backward of G's output layer, a stride-2 transposed convolution to one channel,
+    as `nn.ConvTranspose3d` (oneDNN's kernel on CPU) and as voxgan's `ConvTranspose3dToOne`
+    (ATen's), with the same weights on the same input; milliseconds, median of `repeats`."""
+    from voxgan.models import ConvTranspose3dToOne
+
+    rows = []
+    for channels, grid, batch in OUTPUT_LAYERS:
+        x = torch.randn(batch, channels, grid, grid, grid, device=device, requires_grad=True)
+        plain = nn.ConvTranspose3d(channels, 1, 4, 2, 1).to(device)
+        ours = ConvTranspose3dToOne(channels, 1, 4, 2, 1).to(device)
+        ours.load_state_dict(plain.state_dict())
+        row = {"channels": channels, "grid": grid, "batch": batch}
+        for name, layer in (("onednn_ms", plain), ("aten_ms", ours)):
+            row[name] = 1000 * statistics.median(timed(lambda layer=layer: layer(x).sum().backward(), device, repeats))
+        rows.append({**row, "ratio": row["onednn_ms"] / row["aten_ms"]})
+    return rows
+
+
 # ---- report ---------------------------------------------------------------------------------------
 
 
-SECTIONS = ["training", "iou", "chairs", "search"]
+SECTIONS = ["training", "iou", "chairs", "search", "output"]
 
 
 def previous_results(path: Path) -> dict | None:
@@ -408,6 +436,13 @@ def markdown(results: dict) -> str:
             lines.append(f"\n(only {s['trials_timed']} of {s['trials']} trials recorded their time)")
     else:
         lines.append(results.get("search_note", "skipped"))
+    lines += ["", "## e. G's output layer, forward and backward (ms, median)", ""]
+    if results.get("output"):
+        lines += ["| input | batch | nn.ConvTranspose3d | ConvTranspose3dToOne (ATen) | ratio |", "|---|---|---|---|---|"]
+        for row in results["output"]:
+            lines.append(f"| {row['channels']}@{row['grid']}^3 | {row['batch']} | {row['onednn_ms']:.2f} | {row['aten_ms']:.2f} | {row['ratio']:.2f}x |")
+    else:
+        lines.append("not run")
     lines += ["", f"<!-- bench-json {json.dumps(results, default=str)} -->", ""]
     return "\n".join(lines)
 
@@ -479,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         env["date"] = f"{previous['environment']['date']} .. {env['date']}"
         if "training" not in args.skip:  # rows of other configurations stay
             results["training"] = previous.get("training", [])
-        kept = {"training": ["training"], "iou": ["iou"], "chairs": ["chairs", "chairs_note"], "search": ["search", "search_note"]}
+        kept = {"training": ["training"], "iou": ["iou"], "chairs": ["chairs", "chairs_note"], "search": ["search", "search_note"],
+                "output": ["output"]}
         for section in args.skip:
             for key in kept[section]:
                 if key in previous:
@@ -510,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"  search overhead: {args.search_runs} x {args.search_trials} tiny trials ...", flush=True)
         results["search"] = bench_search(args.search_trials, args.search_runs)
+
+    if "output" not in args.skip:
+        print("  G's output layer: oneDNN against ATen ...", flush=True)
+        results["output"] = bench_output_layer(5, device)
 
     text = markdown(results)
     print()

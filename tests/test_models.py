@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from voxgan.config import Config, preset
-from voxgan.models import Discriminator, Generator
+from voxgan.models import ConvTranspose3dToOne, Discriminator, Generator
 
 
 def conv_rows(net: nn.Module) -> list[tuple]:
@@ -17,7 +17,8 @@ def conv_rows(net: nn.Module) -> list[tuple]:
         act = type(blk[-1]).__name__ if len(blk) > 1 and not isinstance(blk[-1], nn.BatchNorm3d) else None
         if isinstance(blk[-1], nn.LeakyReLU):
             act = f"LeakyReLU({blk[-1].negative_slope})"
-        rows.append((type(conv).__name__, conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0], bn, act))
+        op = next(kind for kind in (nn.ConvTranspose3d, nn.Conv3d) if isinstance(conv, kind)).__name__
+        rows.append((op, conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0], bn, act))
     return rows
 
 
@@ -107,3 +108,26 @@ def test_resize_generator_doubles_by_nearest_upsampling_then_a_3x3x3_convolution
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
     G.start_at_occupancy(0.04)
     assert out.bias.item() == pytest.approx(torch.logit(torch.tensor(0.04)).item(), abs=1e-5)
+
+
+def test_g_output_layer_is_the_transposed_convolution_computed_by_aten():
+    """G's output layer (ATen's kernel instead of oneDNN's, for speed on CPU) computes what
+    nn.ConvTranspose3d computes with the same weights, forward and backward, keeps its state-dict
+    keys, and leaves oneDNN switched on for every other layer."""
+    G = Generator(Config.from_dict({"data": {"resolution": 16}, "generator": {"width": 8}, "latent_size": 8}))
+    out = G.layers[-1][0]
+    assert isinstance(out, ConvTranspose3dToOne) and sorted(out.state_dict()) == ["bias", "weight"]
+    plain = nn.ConvTranspose3d(out.in_channels, 1, 4, 2, 1)
+    plain.load_state_dict(out.state_dict())
+    x = torch.randn(3, out.in_channels, 8, 8, 8, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    y, y_plain = out(x), plain(x_plain)
+    assert torch.backends.mkldnn.enabled == torch.backends.mkldnn.is_available()
+    torch.testing.assert_close(y, y_plain, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(y)
+    (y * weights).sum().backward()
+    (y_plain * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_plain.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-4)
+    assert [type(m) for m in G.modules() if isinstance(m, nn.ConvTranspose3d)].count(ConvTranspose3dToOne) == 1

@@ -79,11 +79,26 @@ def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int
     return hidden(partial(conv, kind, c_in, c_out, kernel, stride, padding), c_out, net)
 
 
+class ConvTranspose3dToOne(nn.ConvTranspose3d):
+    """A transposed convolution to one channel (G's output layer), run by ATen's own CPU kernel.
+
+    On CPU, oneDNN's kernel for one output channel takes 4 to 6 times as long as ATen's (torch
+    2.13, one thread: 9.9 ms against 1.6 ms for 32 channels at 8^3 to 16^3, batch 32), and this
+    one layer was a third of a small G's training step; `benchmarks/bench.py` section e measures
+    it. The parameters, the state dict and the function are those of `nn.ConvTranspose3d`; the
+    backward pass takes ATen's kernel as well. The flag is oneDNN's, so CUDA is unaffected."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
+            return super().forward(x, output_size)
+
+
 def doubling(c_in: int, c_out: int, how: str, *, bias: bool, spectral: bool) -> nn.Module:
     """A layer that doubles the grid: SEED-SPEC's 4^3 stride-2 transposed convolution, or
     (`resize`) nearest-neighbour upsampling followed by a 3x3x3 convolution."""
     if how == "transposed":
-        return conv(nn.ConvTranspose3d, c_in, c_out, KERNEL, 2, 1, bias=bias, spectral=spectral)
+        kind = ConvTranspose3dToOne if c_out == 1 else nn.ConvTranspose3d
+        return conv(kind, c_in, c_out, KERNEL, 2, 1, bias=bias, spectral=spectral)
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                          conv(nn.Conv3d, c_in, c_out, 3, 1, 1, bias=bias, spectral=spectral))
 
