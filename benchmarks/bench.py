@@ -18,7 +18,7 @@ c. Loading the real 3D ShapeNets chairs with `load_dataset`, cold (fresh cache f
 d. The search harness's overhead per trial: `search.runner.run_search` on a study of trivially
    short trials, wall time against the trials' own time (Ray's `time_total_s`).
 e. G's output layer (a transposed convolution to one channel), forward and backward, as
-   `nn.ConvTranspose3d` and as voxgan's `ConvTranspose3dToOne`, which runs ATen's kernel.
+   `nn.ConvTranspose3d` and as voxgan's `ConvTranspose3dToOne`, whose forward pass runs ATen's kernel.
 """
 
 from __future__ import annotations
@@ -350,8 +350,9 @@ OUTPUT_LAYERS = [(16, 8, 32), (32, 8, 32), (64, 16, 32), (64, 32, 8)]
 
 def bench_output_layer(repeats: int, device: torch.device) -> list[dict]:
     """Forward and backward of G's output layer, a stride-2 transposed convolution to one channel,
-    as `nn.ConvTranspose3d` (oneDNN's kernel on CPU) and as voxgan's `ConvTranspose3dToOne`
-    (ATen's), with the same weights on the same input; milliseconds, median of `repeats`."""
+    as `nn.ConvTranspose3d` (oneDNN's kernels on CPU) and as voxgan's `ConvTranspose3dToOne`
+    (ATen's forward kernel, oneDNN's backward), with the same weights on the same input;
+    milliseconds, median of `repeats`."""
     from voxgan.models import ConvTranspose3dToOne
 
     rows = []
@@ -438,7 +439,7 @@ def markdown(results: dict) -> str:
         lines.append(results.get("search_note", "skipped"))
     lines += ["", "## e. G's output layer, forward and backward (ms, median)", ""]
     if results.get("output"):
-        lines += ["| input | batch | nn.ConvTranspose3d | ConvTranspose3dToOne (ATen) | ratio |", "|---|---|---|---|---|"]
+        lines += ["| input | batch | nn.ConvTranspose3d | ConvTranspose3dToOne (ATen forward) | ratio |", "|---|---|---|---|---|"]
         for row in results["output"]:
             lines.append(f"| {row['channels']}@{row['grid']}^3 | {row['batch']} | {row['onednn_ms']:.2f} | {row['aten_ms']:.2f} | {row['ratio']:.2f}x |")
     else:

@@ -111,18 +111,23 @@ def test_resize_generator_doubles_by_nearest_upsampling_then_a_3x3x3_convolution
 
 
 def test_g_output_layer_is_the_transposed_convolution_computed_by_aten():
-    """G's output layer (ATen's kernel instead of oneDNN's, for speed on CPU) computes what
-    nn.ConvTranspose3d computes with the same weights, forward and backward, keeps its state-dict
-    keys, and leaves oneDNN switched on for every other layer."""
+    """G's output layer (ATen's forward kernel instead of oneDNN's, for speed on CPU) computes
+    what nn.ConvTranspose3d computes with the same weights, forward and backward, keeps its
+    state-dict keys, runs ATen's kernel, and leaves oneDNN's switch as it found it."""
     G = Generator(Config.from_dict({"data": {"resolution": 16}, "generator": {"width": 8}, "latent_size": 8}))
     out = G.layers[-1][0]
     assert isinstance(out, ConvTranspose3dToOne) and sorted(out.state_dict()) == ["bias", "weight"]
+    assert [type(m) for m in G.modules() if isinstance(m, nn.ConvTranspose3d)].count(ConvTranspose3dToOne) == 1
     plain = nn.ConvTranspose3d(out.in_channels, 1, 4, 2, 1)
     plain.load_state_dict(out.state_dict())
     x = torch.randn(3, out.in_channels, 8, 8, 8, requires_grad=True)
     x_plain = x.detach().clone().requires_grad_(True)
-    y, y_plain = out(x), plain(x_plain)
-    assert torch.backends.mkldnn.enabled == torch.backends.mkldnn.is_available()
+    switch = torch.backends.mkldnn.enabled
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        y = out(x)
+    assert torch.backends.mkldnn.enabled == switch
+    assert "aten::slow_conv_transpose3d" in {event.key for event in prof.key_averages()}
+    y_plain = plain(x_plain)
     torch.testing.assert_close(y, y_plain, atol=1e-5, rtol=1e-5)
     weights = torch.randn_like(y)
     (y * weights).sum().backward()
@@ -130,4 +135,3 @@ def test_g_output_layer_is_the_transposed_convolution_computed_by_aten():
     torch.testing.assert_close(x.grad, x_plain.grad, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-4)
-    assert [type(m) for m in G.modules() if isinstance(m, nn.ConvTranspose3d)].count(ConvTranspose3dToOne) == 1

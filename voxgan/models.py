@@ -80,17 +80,24 @@ def block(kind: type[nn.Module], c_in: int, c_out: int, kernel: int, stride: int
 
 
 class ConvTranspose3dToOne(nn.ConvTranspose3d):
-    """A transposed convolution to one channel (G's output layer), run by ATen's own CPU kernel.
+    """A transposed convolution to one channel (G's output layer) whose forward pass runs
+    ATen's own CPU kernel instead of oneDNN's.
 
-    On CPU, oneDNN's kernel for one output channel takes 4 to 6 times as long as ATen's (torch
-    2.13, one thread: 9.9 ms against 1.6 ms for 32 channels at 8^3 to 16^3, batch 32), and this
-    one layer was a third of a small G's training step; `benchmarks/bench.py` section e measures
-    it. The parameters, the state dict and the function are those of `nn.ConvTranspose3d`; the
-    backward pass takes ATen's kernel as well. The flag is oneDNN's, so CUDA is unaffected."""
+    On CPU, oneDNN's forward kernel for one output channel is slow: one thread, 32 channels at
+    8^3 to 16^3, batch 32, it took 8.9 ms against ATen's 1.4 ms, and this one layer was a third
+    of a small G's training step (`benchmarks/bench.py` section e times forward and backward
+    together). The backward pass stays on oneDNN, which is as fast there. The parameters, the
+    state dict and the function are those of `nn.ConvTranspose3d`. oneDNN's switch is
+    process-wide, so it is turned off only around this call, only on CPU, and only when on."""
 
-    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
-            return super().forward(x, output_size)
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if input.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+            return super().forward(input, output_size)
+        torch.backends.mkldnn.enabled = False
+        try:
+            return super().forward(input, output_size)
+        finally:
+            torch.backends.mkldnn.enabled = True
 
 
 def doubling(c_in: int, c_out: int, how: str, *, bias: bool, spectral: bool) -> nn.Module:
