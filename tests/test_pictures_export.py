@@ -38,6 +38,17 @@ def test_render_grid_writes_a_png_with_one_cell_per_volume(tmp_path):
     assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
+def test_render_grid_shows_the_first_row_label_without_a_title(tmp_path):
+    """Empty volumes draw nothing, so any dark pixel in the strip above the grid is the label
+    (without the strip, the first row's label was drawn above the figure and cut off)."""
+    path = render_grid(np.zeros((4, 8, 8, 8)), tmp_path / "labels.png", ncols=2, row_labels=["real", "fake"])
+    image = read_png(path)[..., :3].mean(axis=-1)
+    strip = round(0.3 * 80)  # LABEL_STRIP_INCHES at the grid's 80 dpi
+    assert image.shape[0] == 2 * 200 + strip
+    dark_columns = np.flatnonzero(image[:strip].min(axis=0) < 0.5)
+    assert 0 < len(dark_columns) and dark_columns.max() < 100  # text above the first cell, at its left
+
+
 def test_render_grid_downsamples_large_volumes(tmp_path):
     volume = np.zeros((64, 64, 64), dtype=bool)
     volume[10:50, 30, 5:60] = True  # a one-voxel-thin wall survives the 2x downsampling

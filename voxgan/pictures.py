@@ -25,6 +25,7 @@ VIEW_AZIMUTH = 130
 with axis 2 pointing up: legs at low indices, the back at high ones), which is matplotlib's
 vertical z axis when the array is passed unchanged, so shapes stand upright. Azimuth 130 looks
 at the front of the rotation-1 chairs (seat and backrest face the camera), from slightly above."""
+LABEL_STRIP_INCHES = 0.3  # room above the grid for the first row's label when there is no title
 
 
 def as_volume_batch(volumes: np.ndarray | torch.Tensor, threshold: float) -> np.ndarray:
@@ -78,7 +79,9 @@ def render_grid(
     batch = as_volume_batch(volumes, threshold)
     ncols = max(1, min(ncols, len(batch)))
     nrows = max(1, math.ceil(len(batch) / ncols))
-    figure = Figure(figsize=(2.5 * ncols, 2.5 * nrows + (0.4 if title else 0)), dpi=80)
+    # The title, or else the first row's label, needs a strip above the grid to be seen.
+    strip = 0.4 if title else (LABEL_STRIP_INCHES if row_labels else 0.0)
+    figure = Figure(figsize=(2.5 * ncols, 2.5 * nrows + strip), dpi=80)
     for index, volume in enumerate(batch):
         shown = downsample_for_render(volume)
         ax = figure.add_subplot(nrows, ncols, index + 1, projection="3d")
@@ -91,7 +94,8 @@ def render_grid(
             ax.set_title(row_labels[index // ncols], loc="left", fontsize=10)
     if title:
         figure.suptitle(title)
-    figure.subplots_adjust(left=0, right=1, bottom=0, top=0.92 if title else 1, wspace=0, hspace=0)
+    top = 0.92 if title else 1 - strip / figure.get_figheight()
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=top, wspace=0, hspace=0)
     return _save(figure, path)
 
 
