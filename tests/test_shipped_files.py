@@ -23,3 +23,9 @@ def test_the_documented_recipes_are_the_studys_recipe_trials(recipe):
     spec = load_study(ROOT / "studies" / "chairs32-cpu.yaml")
     documented = Config.load(ROOT / "docs" / "configs" / f"chairs32-cpu-{recipe}.yaml", [f"kimg={spec.budget.kimg}"])
     assert documented == spec.trial_config(baseline_config_values(spec.space, recipe))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "docs" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_documented_config_loads(path):
+    """The docs retrain these files by name; a schema change must fail here, not in a reader's run."""
+    Config.load(path)  # raises on an unknown key or a value out of range
