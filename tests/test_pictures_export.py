@@ -10,7 +10,7 @@ import torch
 import trimesh
 
 from voxgan.export import keep_largest_parts, save_mesh, save_npy, voxels_to_mesh
-from voxgan.pictures import downsample_for_render, plot_curves, render_grid
+from voxgan.pictures import LABEL_STRIP_INCHES, downsample_for_render, plot_curves, render_grid
 
 
 def solid_box(res: int = 8, lo=(2, 1, 3), hi=(6, 5, 7)) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_render_grid_shows_the_first_row_label_without_a_title(tmp_path):
     (without the strip, the first row's label was drawn above the figure and cut off)."""
     path = render_grid(np.zeros((4, 8, 8, 8)), tmp_path / "labels.png", ncols=2, row_labels=["real", "fake"])
     image = read_png(path)[..., :3].mean(axis=-1)
-    strip = round(0.3 * 80)  # LABEL_STRIP_INCHES at the grid's 80 dpi
+    strip = round(LABEL_STRIP_INCHES * 80)  # the grid's 80 dpi
     assert image.shape[0] == 2 * 200 + strip
     dark_columns = np.flatnonzero(image[:strip].min(axis=0) < 0.5)
     assert 0 < len(dark_columns) and dark_columns.max() < 100  # text above the first cell, at its left
