@@ -15,7 +15,7 @@ a. Training throughput (samples/s) of a PLAIN fp32 port of the tutorial (its net
    median over the repeats. The networks are always the real tutorial widths.
 b. `voxgan.metrics.iou_matrix` of 1,000 x 1,000 random 64^3 shapes (10% occupancy) on the device.
 c. Loading the real 3D ShapeNets chairs with `load_dataset`, cold (fresh cache folder) and cached.
-d. The search harness's overhead per trial: `search.runner.run_search` on a study of trivially
+d. The search harness's overhead per trial: `voxgan_search.runner.run_search` on a study of trivially
    short trials, wall time against the trials' own time (Ray's `time_total_s`).
 e. G's output layer (a transposed convolution to one channel), forward and backward, as
    `nn.ConvTranspose3d` and as voxgan's `ConvTranspose3dToOne`, whose forward pass runs ATen's kernel.
@@ -312,10 +312,10 @@ def bench_search(trials: int, runs: int) -> dict:
 def search_run(trials: int) -> dict:
     import yaml
 
-    from search.runner import SearchSettings, run_search
-    from search.searcher import SECONDS_ATTR
-    from search.storage import open_existing_study
-    from search.study import load_study
+    from voxgan_search.runner import SearchSettings, run_search
+    from voxgan_search.records.searcher import SECONDS_ATTR
+    from voxgan_search.coordination.storage import open_existing_study
+    from voxgan_search.study.spec import load_study
 
     with tempfile.TemporaryDirectory(prefix="voxgan-bench-search-") as folder:
         folder = Path(folder)
@@ -424,7 +424,7 @@ def markdown(results: dict) -> str:
     s = results.get("search")
     if s:
         runs = s.get("runs", 1)
-        lines += [f"`search.runner.run_search`, {s['trials']} trials of a tiny study (procedural 16^3, 40 shapes, width 4, "
+        lines += [f"`voxgan_search.runner.run_search`, {s['trials']} trials of a tiny study (procedural 16^3, 40 shapes, width 4, "
                   f"32 shapes per trial, evaluated once), one trial at a time; median of {runs} run(s):", "",
                   "| overhead / trial, steady | start-up (once) | shutdown (once) | trial's own time / trial "
                   "| wall / trial | overhead / trial, start-up included | total wall |", "|---|---|---|---|---|---|---|",

@@ -9,7 +9,7 @@ Steps, each a subprocess whose failure is recorded and does not stop the others:
 2. the side-by-side training benchmark, the fp32 port against voxgan's Trainer, 64^3 and 32^3,
    batch 8/32/128, and the IoU matrix on the GPU (`benchmarks/bench.py`);
 3. GPU packing: 1, 2, 4 and 8 small 32^3 trials at once through `voxgan-search` (run as
-   `python -m search.cli`, so that an uninstalled checkout on PYTHONPATH works) at
+   `python -m voxgan_search.cli`, so that an uninstalled checkout on PYTHONPATH works) at
    `--gpus-per-trial` 1, 0.5, 0.25 and 0.125, and their aggregate samples/s.
 
 `--dry-run` runs the same steps at tiny sizes on the CPU: the benchmark on 16^3, and the packing
@@ -79,7 +79,7 @@ def benchmark(out: Path, dry_run: bool, log: list[str], timeout: float) -> tuple
 
 def packing(dry_run: bool, address: str | None, log: list[str], timeout: float) -> list[dict]:
     """Each setting is a fresh study of `n` trials, all at once; samples/s summed over the trials."""
-    from search.storage import open_existing_study
+    from voxgan_search.coordination.storage import open_existing_study
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="voxgan-packing-") as folder:
@@ -87,7 +87,7 @@ def packing(dry_run: bool, address: str | None, log: list[str], timeout: float) 
         study_file.write_text(yaml.safe_dump(packing_study(dry_run)))
         for n, share in PACKING:
             out = Path(folder) / f"run-{n}"
-            argv = [sys.executable, "-m", "search.cli", "--study", str(study_file), "--out", str(out), "--trials", str(n),
+            argv = [sys.executable, "-m", "voxgan_search.cli", "--study", str(study_file), "--out", str(out), "--trials", str(n),
                     "--gpus-per-trial", f"{share:g}", "--max-concurrent", str(n), "--cpus-per-trial", "1", "--quiet",
                     *(["--address", address] if address else [])]
             start = time.perf_counter()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from search.objective import with_objectives
+from voxgan_search.records.objective import with_objectives
 from voxgan import metrics
 from voxgan.config import Config
 from voxgan.data import VoxelDataset, load_dataset

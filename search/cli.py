@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from search.study import load_study
+from voxgan_search.study.spec import load_study
 from voxgan.cli import Parser, run_cli
 
 SUBCOMMANDS = ("run", "dashboard", "export", "report")
@@ -48,8 +48,8 @@ def run_parser() -> Parser:
 
 
 def run_command(argv: list[str]) -> int:
-    from search.results import format_summary
-    from search.runner import SearchSettings, run_search
+    from voxgan_search.records.results import format_summary
+    from voxgan_search.runner import SearchSettings, run_search
 
     args = run_parser().parse_args(argv)
     spec = load_study(args.study, args.overrides)
@@ -68,7 +68,7 @@ def _study_source(p: Parser) -> None:
 
 
 def _open_study(args: argparse.Namespace):
-    from search.storage import open_existing_study
+    from voxgan_search.coordination.storage import open_existing_study
 
     run_dir = args.run or DEFAULT_RUNS / "default"
     return open_existing_study(args.storage, run_dir, args.study_name)
@@ -81,7 +81,7 @@ def dashboard_command(argv: list[str]) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     args = p.parse_args(argv)
-    from search.storage import artifact_store_for, connect, storage_url
+    from voxgan_search.coordination.storage import artifact_store_for, connect, storage_url
 
     run_dir = args.run or DEFAULT_RUNS / "default"
     storage = connect(storage_url(args.storage, run_dir, must_exist=True))  # a bad URL: one line, exit 2
@@ -100,7 +100,7 @@ def export_command(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("best.yaml"), help="config file to write (default best.yaml)")
     p.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N instead of the best (0: the tutorial baseline)")
     args = p.parse_args(argv)
-    from search.results import CHECKPOINT_ATTR, export_best
+    from voxgan_search.records.results import CHECKPOINT_ATTR, export_best
 
     trial, config_path, checkpoint_path = export_best(_open_study(args), args.out, args.trial)
     print(f"trial {trial.number} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
@@ -116,8 +116,8 @@ def report_command(argv: list[str]) -> int:
     _study_source(p)
     p.add_argument("--out", type=Path, default=None, help="folder for the PNG files (default <run>/report)")
     args = p.parse_args(argv)
-    from search.report_warnings import explain
-    from search.results import write_report
+    from voxgan_search.records.report_warnings import explain
+    from voxgan_search.records.results import write_report
 
     out = args.out or (args.run or DEFAULT_RUNS / "default") / "report"
     study = _open_study(args)

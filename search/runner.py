@@ -1,10 +1,10 @@
 """Run (or resume) a study: Optuna samples, Ray Tune schedules, the Optuna storage records.
 
 Top to bottom: check the folder, load the data, open the study and register this driver on it
-(`search.opening`), start Ray (`search.ray_session`), run a fresh Ray Tune experiment in the
-storage path (`<out>/ray/` unless `--storage-path` says otherwise; `search.checkpoint_store`,
-`search.tuner`), and summarise the study (`search.results`). Other drivers may share the study
-(`search.drivers`): each takes trials from the same queue until it is empty.
+(`voxgan_search.coordination.opening`), start Ray (`voxgan_search.coordination.ray_session`), run a fresh Ray Tune experiment in the
+storage path (`<out>/ray/` unless `--storage-path` says otherwise; `voxgan_search.tuning.checkpoint_store`,
+`voxgan_search.tuning.tuner`), and summarise the study (`voxgan_search.records.results`). Other drivers may share the study
+(`voxgan_search.coordination.drivers`): each takes trials from the same queue until it is empty.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from search.checkpoint_store import resolve_storage_path
-from search.drivers import Driver, owned_running
-from search.opening import OpenedStudy, check_folder, open_study
-from search.ray_session import quiet_ray
-from search.results import summary
-from search.study import StudySpec
+from voxgan_search.tuning.checkpoint_store import resolve_storage_path
+from voxgan_search.coordination.drivers import Driver, owned_running
+from voxgan_search.coordination.opening import OpenedStudy, check_folder, open_study
+from voxgan_search.coordination.ray_session import quiet_ray
+from voxgan_search.records.results import summary
+from voxgan_search.study.spec import StudySpec
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.errors import VoxganError
 
@@ -137,8 +137,8 @@ def run_trials(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, d
     # Imported only once the input is accepted: they load Ray, and matplotlib, which writes its
     # font cache under $HOME.
     quiet_ray()
-    from search.ray_session import ray_session
-    from search.tuner import build_tuner
+    from voxgan_search.coordination.ray_session import ray_session
+    from voxgan_search.tuning.tuner import build_tuner
 
     with ray_session(settings.out, settings.address, settings.gpus_per_trial):
         build_tuner(spec, opened, driver, data, settings.out, settings.storage_path, settings.cpus_per_trial,

@@ -5,7 +5,7 @@ import re
 import pytest
 from ray.tune.schedulers import ASHAScheduler
 
-from search.study import Budget
+from voxgan_search.study.spec import Budget
 
 
 @pytest.mark.parametrize("budget, rungs", [

@@ -26,10 +26,10 @@ import ray
 import yaml
 from optuna.trial import TrialState
 
-from search.cli import dispatch as _dispatch
-from search.space import suggest
-from search.storage import DB_NAME, open_existing_study
-from search.study import load_study
+from voxgan_search.cli import dispatch as _dispatch
+from voxgan_search.study.space import suggest
+from voxgan_search.coordination.storage import DB_NAME, open_existing_study
+from voxgan_search.study.spec import load_study
 from voxgan.cli import run_cli
 
 STUDY = {

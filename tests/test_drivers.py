@@ -11,9 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.drivers import GRACE_S, OWNER_ATTR, Driver, abandoned_trials, is_live, live_drivers, machine, owned_running
-from search.processes import start_time
-from search.storage import connect
+from voxgan_search.coordination.drivers import GRACE_S, OWNER_ATTR, Driver, abandoned_trials, is_live, live_drivers, machine, owned_running
+from voxgan_search.coordination.processes import start_time
+from voxgan_search.coordination.storage import connect
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.local_cluster import local_cluster  # noqa: E402
-from search.storage import open_existing_study  # noqa: E402
+from voxgan_search.coordination.storage import open_existing_study  # noqa: E402
 
 BIN = Path(sys.executable).parent
 STUDY = {

@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 
-from search.objective import with_objectives
+from voxgan_search.records.objective import with_objectives
 from voxgan.metric_table import BY_NAME, OBJECTIVES, PER_EPOCH, REPORTED
 from voxgan.trainer import EpochStats
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from search.objective import with_objectives
-from search.study import load_study
+from voxgan_search.records.objective import with_objectives
+from voxgan_search.study.spec import load_study
 from voxgan.data import load_dataset
 from voxgan.metrics import copy_share_within, sample_scores
 from voxgan.trainer import evenly_spaced

@@ -31,9 +31,9 @@ import yaml
 from optuna.trial import TrialState
 
 from pg_server import ServerUnavailable, create_database, postgres_server
-from search.slots import take, top_up
-from search.storage import connect
-from search.study import Budget
+from voxgan_search.coordination.slots import take, top_up
+from voxgan_search.coordination.storage import connect
+from voxgan_search.study.spec import Budget
 from test_resume import BIN, STUDY, in_flight_rows, interrupt_and_resume
 
 TWO_DRIVER_TRIALS = 8

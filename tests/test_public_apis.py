@@ -34,7 +34,7 @@ def private_uses(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(SEARCH.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(SEARCH.rglob("*.py")), ids=lambda p: str(p.relative_to(SEARCH)))
 def test_search_touches_no_private_attribute(path):
     assert private_uses(path.read_text()) == []
 

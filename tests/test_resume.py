@@ -26,12 +26,12 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.processes import RECORD
-from search.opening import stale_running_trials
-from search.searcher import StudySearcher
-from search.space import suggest
-from search.storage import artifact_store_for, connect, create_or_load, open_existing_study, storage_url
-from search.study import load_study
+from voxgan_search.coordination.processes import RECORD
+from voxgan_search.coordination.opening import stale_running_trials
+from voxgan_search.records.searcher import StudySearcher
+from voxgan_search.study.space import suggest
+from voxgan_search.coordination.storage import artifact_store_for, connect, create_or_load, open_existing_study, storage_url
+from voxgan_search.study.spec import load_study
 
 BIN = Path(sys.executable).parent
 TRIALS = 6

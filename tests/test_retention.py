@@ -22,8 +22,8 @@ import yaml
 from optuna.trial import TrialState
 from test_resume import MARKS, STUDY as RESUME_STUDY, sqlite_in_flight, wait_for_interruptible
 
-from search.results import best_trial
-from search.storage import open_existing_study
+from voxgan_search.records.results import best_trial
+from voxgan_search.coordination.storage import open_existing_study
 
 BIN = Path(sys.executable).parent
 TRIALS = 5

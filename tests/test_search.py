@@ -28,13 +28,13 @@ import trimesh
 import yaml
 from optuna.trial import TrialState
 
-from search.cli import dispatch as _dispatch
-from search.objective import with_objectives as derived
-from search.progress import best_score_so_far
-from search.results import CURVE_ATTR, best_trial
-from search.space import tutorial_params
-from search.storage import artifact_store_for, open_existing_study
-from search.trainable import MESH_SAMPLES, SAMPLES_NAME, mesh_name
+from voxgan_search.cli import dispatch as _dispatch
+from voxgan_search.records.objective import with_objectives as derived
+from voxgan_search.tuning.progress import best_score_so_far
+from voxgan_search.records.results import CURVE_ATTR, best_trial
+from voxgan_search.study.space import tutorial_params
+from voxgan_search.coordination.storage import artifact_store_for, open_existing_study
+from voxgan_search.tuning.trainable import MESH_SAMPLES, SAMPLES_NAME, mesh_name
 from voxgan.cli import run_cli
 from voxgan.config import Config
 from voxgan.mesh_sheet import MAX_TRIANGLES_PER_SHAPE
@@ -308,7 +308,7 @@ def dashboard(out: Path, log: Path) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with log.open("w") as stderr:
-        command = [sys.executable, "-m", "search.cli", "dashboard", "--run", str(out), "--port", str(port)]
+        command = [sys.executable, "-m", "voxgan_search.cli", "dashboard", "--run", str(out), "--port", str(port)]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from search.space import baseline_config_values
-from search.study import load_study
+from voxgan_search.study.space import baseline_config_values
+from voxgan_search.study.spec import load_study
 from voxgan.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]

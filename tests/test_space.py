@@ -10,8 +10,8 @@ import optuna
 import pytest
 from pydantic import ValidationError
 
-from search import space
-from search.space_model import study_space_model
+from voxgan_search.study import space
+from voxgan_search.study.space_model import study_space_model
 from voxgan import config
 from voxgan.config import Config
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from search.checkpoint_store import remove_checkpoint, remove_other_checkpoints
-from search.evaluation_record import FOLDER_ATTR
-from search.results import CHECKPOINT_ATTR, ranked_trials
+from voxgan_search.tuning.checkpoint_store import remove_checkpoint, remove_other_checkpoints
+from voxgan_search.records.evaluation_record import FOLDER_ATTR
+from voxgan_search.records.results import CHECKPOINT_ATTR, ranked_trials
 
 RESUMABLE = (TrialState.RUNNING, TrialState.WAITING)
 

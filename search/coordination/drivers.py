@@ -33,7 +33,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.processes import running, start_time
+from voxgan_search.coordination.processes import running, start_time
 
 OWNER_ATTR = "driver"
 RECORD_PREFIX = "driver "

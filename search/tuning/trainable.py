@@ -18,8 +18,8 @@ import ray
 import torch
 from ray import tune
 
-from search.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy, mesh_name
-from search.objective import with_objectives
+from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy, mesh_name
+from voxgan_search.records.objective import with_objectives
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
 from voxgan.errors import Diverged

@@ -4,15 +4,15 @@ Written against Ray Tune's public `Searcher` interface (`suggest`, `on_trial_res
 `on_trial_complete`) and Optuna's public ask/tell/report/set_user_attr on the one `Study` the
 harness owns. It:
 
-- takes a WAITING trial of the study for each new trial (`search.slots`; define-by-run over the
+- takes a WAITING trial of the study for each new trial (`voxgan_search.coordination.slots`; define-by-run over the
   space table), or hands a trial an interrupted run left RUNNING to a new Ray trial, which
   continues from the trial's checkpoint, and says FINISHED when neither is left;
-- names this driver on each trial it runs (`search.drivers`), so other drivers leave it alone;
-- records every evaluation on the Optuna trial (`search.evaluation_record`);
+- names this driver on each trial it runs (`voxgan_search.coordination.drivers`), so other drivers leave it alone;
+- records every evaluation on the Optuna trial (`voxgan_search.records.evaluation_record`);
 - tells PRUNED for trials the scheduler stopped before their budget (their last value is already
   an intermediate value), FAIL with a reason for non-finite values, diverged, errored or crashed
   trials, and COMPLETE with the objectives' values otherwise;
-- deletes, once a trial has ended, the checkpoints the study no longer keeps (`search.retention`).
+- deletes, once a trial has ended, the checkpoints the study no longer keeps (`voxgan_search.records.retention`).
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.checkpoint_store import remove_other_checkpoints
-from search.drivers import OWNER_ATTR, Driver, abandoned_trials
-from search.evaluation_record import FOLDER_ATTR, EvaluationRecord
-from search.objective import is_finite
-from search.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
-from search.retention import Retention
-from search.slots import take
-from search.space import suggest
-from search.study import StudySpec
+from voxgan_search.tuning.checkpoint_store import remove_other_checkpoints
+from voxgan_search.coordination.drivers import OWNER_ATTR, Driver, abandoned_trials
+from voxgan_search.records.evaluation_record import FOLDER_ATTR, EvaluationRecord
+from voxgan_search.records.objective import is_finite
+from voxgan_search.records.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
+from voxgan_search.records.retention import Retention
+from voxgan_search.coordination.slots import take
+from voxgan_search.study.space import suggest
+from voxgan_search.study.spec import StudySpec
 
 REASON_ATTR = "fail_reason"
 RAY_TRIAL_ATTR = "ray_trial_id"

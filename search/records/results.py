@@ -1,7 +1,7 @@
 """Reading a finished (or running) study back: the best trial, export, plots.
 
 Every trial carries its complete voxgan config and its checkpoint's location (in the storage
-path, `search.checkpoint_store`) as user attributes (written by the searcher), so the best trial
+path, `voxgan_search.tuning.checkpoint_store`) as user attributes (written by the searcher), so the best trial
 can be retrained or sampled without the search.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.checkpoint_store import checkpoint_size, copy_to_local, is_file
+from voxgan_search.tuning.checkpoint_store import checkpoint_size, copy_to_local, is_file
 from voxgan.config import Config
 from voxgan.errors import VoxganError
 from voxgan.metric_table import REPORTED, SUMMARY_ROWS

@@ -14,9 +14,9 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from search.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
-from search.objective import is_finite
-from search.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
+from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
+from voxgan_search.records.objective import is_finite
+from voxgan_search.records.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
 from voxgan.metric_table import REPORTED
 
 DEVICES_ATTR = "cuda_visible_devices"

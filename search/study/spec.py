@@ -13,13 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from search.space import SpaceSpec
+from voxgan_search.study.space import SpaceSpec
 from voxgan.config import Config, DataConfig, apply_overrides, describe_validation_error, read_yaml
 from voxgan.errors import ConfigError
 from voxgan.metric_table import OBJECTIVES
 
 STUDIES_DIRS = (
-    Path(__file__).resolve().parent.parent / "studies",  # a source checkout (editable install)
+    Path(__file__).resolve().parents[2] / "studies",  # a source checkout (editable install)
     Path(sys.prefix) / "share" / "voxgan" / "studies",  # `pip install .` puts them here
 )
 
@@ -87,7 +87,7 @@ class StudySpec(_Strict):
     seed: int = 0
     resources: Resources = Field(default_factory=Resources)
     keep_checkpoints: int = Field(3, ge=1)
-    """Finished trials that keep their last checkpoint: the best ones (`search.retention`)."""
+    """Finished trials that keep their last checkpoint: the best ones (`voxgan_search.records.retention`)."""
     space: SpaceSpec = Field(default_factory=SpaceSpec)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -134,7 +134,7 @@ def resolve_study_path(name: str | Path) -> Path:
 def load_study(name: str | Path, overrides: list[str] | None = None) -> StudySpec:
     """Read and validate a study; also build the baseline trial's config so that a `base` or
     `data` section that cannot make a valid voxgan config fails now, not inside a trial."""
-    from search.space import baseline_config_values
+    from voxgan_search.study.space import baseline_config_values
 
     path = resolve_study_path(name)
     values = apply_overrides(read_yaml(path), overrides or [])

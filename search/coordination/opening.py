@@ -3,8 +3,8 @@ is left to run.
 
 The Optuna storage is the source of truth. A new run creates the study, enqueues the tutorial
 baseline, and enqueues the rest of `--trials` as WAITING trials that drivers take one at a time
-(`search.slots`), so a study ends with exactly `--trials` trials, none run twice, however many
-drivers share it. `--resume` registers this driver on the study (`search.drivers`), tops the
+(`voxgan_search.coordination.slots`), so a study ends with exactly `--trials` trials, none run twice, however many
+drivers share it. `--resume` registers this driver on the study (`voxgan_search.coordination.drivers`), tops the
 queue up to `--trials`, and, when no other driver is live, continues the trials an interrupted
 driver left RUNNING from their last checkpoint. Everything a user can get wrong (the folder, the
 storage, the study's objectives) is checked before anything is written, so a refused run leaves
@@ -19,12 +19,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.drivers import Driver, Heartbeat, abandoned_trials, others_live
-from search.results import RECIPE_ATTRS
-from search.slots import is_open_slot, settle_total, waiting
-from search.space import baseline
-from search.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
-from search.study import StudySpec
+from voxgan_search.coordination.drivers import Driver, Heartbeat, abandoned_trials, others_live
+from voxgan_search.records.results import RECIPE_ATTRS
+from voxgan_search.coordination.slots import is_open_slot, settle_total, waiting
+from voxgan_search.study.space import baseline
+from voxgan_search.coordination.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
+from voxgan_search.study.spec import StudySpec
 from voxgan.errors import VoxganError
 
 
@@ -43,7 +43,7 @@ class OpenedStudy:
     joined: bool
     """Another driver was live on the study when this one opened it."""
     total: int
-    """The study's total (`search.slots`): --trials, or more when the study already had more, or
+    """The study's total (`voxgan_search.coordination.slots`): --trials, or more when the study already had more, or
     less when another driver was live (only a driver alone raises the total)."""
 
 
@@ -65,7 +65,7 @@ def open_study(spec: StudySpec, out: Path, storage_arg: str | None, resume: bool
     storage = connect(storage_url(storage_arg, out))
     study, created = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, resume)
     write_fast(storage)
-    heartbeat = Heartbeat(driver, study, storage).start()  # before anything is read: see search.drivers
+    heartbeat = Heartbeat(driver, study, storage).start()  # before anything is read: see voxgan_search.coordination.drivers
     joined = others_live(study, driver.id)
     existing = study.get_trials(deepcopy=False)
     started = len([t for t in existing if t.state != TrialState.WAITING])

@@ -9,7 +9,7 @@ drivers' requests interleave, the study ends with exactly its total.
 Creating the queue must be exclusive too. The driver that created the study (creation is atomic:
 one name, one study) fills it and then records the total in the study's `trials` attribute;
 another driver waits for that attribute before it takes anything. Later, `--trials` above the
-total raises it only in a driver alone on the study (`search.drivers`), which no other driver
+total raises it only in a driver alone on the study (`voxgan_search.coordination.drivers`), which no other driver
 can be at the same moment.
 """
 
@@ -20,7 +20,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from search.drivers import GRACE_S, others_live
+from voxgan_search.coordination.drivers import GRACE_S, others_live
 
 TOTAL_ATTR = "trials"
 

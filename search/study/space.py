@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from pydantic import BaseModel
 
-from search.space_model import Between, Dim, study_space_model
+from voxgan_search.study.space_model import Between, Dim, study_space_model
 from voxgan.config import Config, preset
 
 

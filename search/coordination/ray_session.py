@@ -2,7 +2,7 @@
 
 `ray.init()` starts a local cluster (or joins `--address`). Its process ids are recorded in the
 output folder while it runs, so that the next run there can end what a SIGKILLed driver left
-behind (`search.processes`). SIGTERM is handled like Ctrl-C: Ray Tune stops its trials and the
+behind (`voxgan_search.coordination.processes`). SIGTERM is handled like Ctrl-C: Ray Tune stops its trials and the
 driver exits cleanly, leaving in-flight trials RUNNING in the study for `--resume`.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from search import processes
+from voxgan_search.coordination import processes
 from voxgan.errors import VoxganError
 
 QUIET_RAY = {

@@ -16,7 +16,7 @@ import time
 import optuna
 from ray.tune import Callback
 
-from search.results import CURVE_ATTR, finished_trials
+from voxgan_search.records.results import CURVE_ATTR, finished_trials
 
 LEGEND = ("progress: one line per evaluation; (best X) is the lowest score of any evaluation so far, "
           "intermediate ones included; 'best finished' is the lowest of trials that trained their whole budget")

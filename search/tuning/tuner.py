@@ -10,14 +10,14 @@ from pathlib import Path
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from search.checkpoint_store import join
-from search.drivers import Driver
-from search.opening import OpenedStudy
-from search.progress import ProgressPrinter, best_finished_score, best_score_so_far
-from search.searcher import StudySearcher
-from search.storage import artifact_store_for
-from search.study import StudySpec
-from search.trainable import train_trial
+from voxgan_search.tuning.checkpoint_store import join
+from voxgan_search.coordination.drivers import Driver
+from voxgan_search.coordination.opening import OpenedStudy
+from voxgan_search.tuning.progress import ProgressPrinter, best_finished_score, best_score_so_far
+from voxgan_search.records.searcher import StudySearcher
+from voxgan_search.coordination.storage import artifact_store_for
+from voxgan_search.study.spec import StudySpec
+from voxgan_search.tuning.trainable import train_trial
 from voxgan.data import VoxelDataset
 
 
