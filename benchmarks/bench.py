@@ -313,7 +313,7 @@ def search_run(trials: int) -> dict:
     import yaml
 
     from voxgan_search.runner import SearchSettings, run_search
-    from voxgan_search.records.searcher import SECONDS_ATTR
+    from voxgan_search.records.trial_record import SECONDS_ATTR
     from voxgan_search.coordination.storage import open_existing_study
     from voxgan_search.study.spec import load_study
 
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.search_trials < 2 or args.search_runs < 1:
         p.error("--search-trials must be at least 2 and --search-runs at least 1")
 
-    from voxgan.trainer import pick_device
+    from voxgan.device import pick_device
 
     device = pick_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

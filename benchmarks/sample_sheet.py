@@ -13,7 +13,9 @@ import numpy as np
 
 from voxgan.data import load_dataset
 from voxgan.pictures import render_grid
-from voxgan.trainer import evenly_spaced, generate, load_generator
+from voxgan.checkpoint import load_generator
+from voxgan.data.split import evenly_spaced
+from voxgan.sampling import generate
 
 
 def main() -> None:

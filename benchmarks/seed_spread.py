@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxgan_search.records.objective import with_objectives
 from voxgan import metrics
 from voxgan.config import Config
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.metric_table import SAMPLE_METRICS
 from voxgan.pictures import render_grid
-from voxgan.trainer import Trainer, evenly_spaced, pick_device
+from voxgan.data.split import evenly_spaced
+from voxgan.device import pick_device
+from voxgan.trainer import Trainer
 
 
 
@@ -38,7 +39,7 @@ def train_and_score(cfg: Config, data, save: Path | None = None) -> dict[str, fl
         save.parent.mkdir(parents=True, exist_ok=True)
         trainer.save(save.with_suffix(".pt"))
         render_grid(trainer.sample(8, cfg.eval.seed).numpy(), save.with_suffix(".png"), ncols=8)
-    return with_objectives(trainer.evaluate())
+    return trainer.evaluate()
 
 
 def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, float]:
@@ -67,7 +68,7 @@ def real_reference(cfg: Config, data: VoxelDataset, seed: int) -> dict[str, floa
                                           epochs=ev.c2st_epochs, seed=ev.seed, device=device)
     copies = metrics.copy_share_within(data.train, device=device)
     scores.update(copy_share=copies, copy_share_real=copies, copy_gap=0.0)
-    return with_objectives(scores)
+    return metrics.with_score(scores)
 
 
 def dataset_for(cfg: Config, loaded: dict[str, VoxelDataset]) -> VoxelDataset:

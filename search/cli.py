@@ -48,7 +48,7 @@ def run_parser() -> Parser:
 
 
 def run_command(argv: list[str]) -> int:
-    from voxgan_search.records.results import format_summary
+    from voxgan_search.records.summary import format_summary
     from voxgan_search.runner import SearchSettings, run_search
 
     args = run_parser().parse_args(argv)
@@ -100,7 +100,8 @@ def export_command(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("best.yaml"), help="config file to write (default best.yaml)")
     p.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N instead of the best (0: the tutorial baseline)")
     args = p.parse_args(argv)
-    from voxgan_search.records.results import CHECKPOINT_ATTR, export_best
+    from voxgan_search.records.export import export_best
+    from voxgan_search.records.trial_record import CHECKPOINT_ATTR
 
     trial, config_path, checkpoint_path = export_best(_open_study(args), args.out, args.trial)
     print(f"trial {trial.number} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
@@ -116,8 +117,7 @@ def report_command(argv: list[str]) -> int:
     _study_source(p)
     p.add_argument("--out", type=Path, default=None, help="folder for the PNG files (default <run>/report)")
     args = p.parse_args(argv)
-    from voxgan_search.records.report_warnings import explain
-    from voxgan_search.records.results import write_report
+    from voxgan_search.records.report import explain, write_report
 
     out = args.out or (args.run or DEFAULT_RUNS / "default") / "report"
     study = _open_study(args)

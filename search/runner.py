@@ -3,7 +3,7 @@
 Top to bottom: check the folder, load the data, open the study and register this driver on it
 (`voxgan_search.coordination.opening`), start Ray (`voxgan_search.coordination.ray_session`), run a fresh Ray Tune experiment in the
 storage path (`<out>/ray/` unless `--storage-path` says otherwise; `voxgan_search.tuning.checkpoint_store`,
-`voxgan_search.tuning.tuner`), and summarise the study (`voxgan_search.records.results`). Other drivers may share the study
+`voxgan_search.tuning.tuner`), and summarise the study (`voxgan_search.records.summary`). Other drivers may share the study
 (`voxgan_search.coordination.drivers`): each takes trials from the same queue until it is empty.
 """
 
@@ -21,7 +21,7 @@ from voxgan_search.tuning.checkpoint_store import resolve_storage_path
 from voxgan_search.coordination.drivers import Driver, owned_running
 from voxgan_search.coordination.opening import OpenedStudy, check_folder, open_study
 from voxgan_search.coordination.ray_session import quiet_ray
-from voxgan_search.records.results import summary
+from voxgan_search.records.summary import summary
 from voxgan_search.study.spec import StudySpec
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.errors import VoxganError

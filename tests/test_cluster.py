@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.local_cluster import local_cluster, worker_node  # noqa: E402
-from voxgan_search.records.results import ranked_trials  # noqa: E402
+from voxgan_search.records.ranking import ranked_trials  # noqa: E402
 from voxgan_search.coordination.storage import open_existing_study  # noqa: E402
 from test_gpu_scheduling import STUDY as PACKING  # noqa: E402
 

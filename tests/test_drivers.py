@@ -11,7 +11,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from voxgan_search.coordination.drivers import GRACE_S, OWNER_ATTR, Driver, abandoned_trials, is_live, live_drivers, machine, owned_running
+from voxgan_search.records.trial_record import OWNER_ATTR
+from voxgan_search.coordination.drivers import GRACE_S, Driver, abandoned_trials, is_live, live_drivers, machine, owned_running
 from voxgan_search.coordination.processes import start_time
 from voxgan_search.coordination.storage import connect
 

@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 
-from voxgan_search.records.objective import with_objectives
+from voxgan.metrics import with_score
 from voxgan.metric_table import BY_NAME, OBJECTIVES, PER_EPOCH, REPORTED
 from voxgan.trainer import EpochStats
 
@@ -17,8 +17,8 @@ def test_the_trainers_epoch_stats_are_registered():
 
 
 def test_objectives_are_what_the_scorer_computes():
-    scores = with_objectives({"iou_1nna": 0.7, "c2st_acc": 0.6, "iou_mmd": 0.2, "iou_cov": 0.5, "diversity": 0.3,
-                              "part_share": 0.9, "structure_gap": 0.1, "copy_gap": 0.3})
+    scores = with_score({"iou_1nna": 0.7, "c2st_acc": 0.6, "iou_mmd": 0.2, "iou_cov": 0.5, "diversity": 0.3,
+                        "part_share": 0.9, "structure_gap": 0.1, "copy_gap": 0.3})
     assert set(OBJECTIVES) <= set(scores)
     assert scores["score"] == pytest.approx((0.4 + 0.2 + 0.2 + 0.5 + 0.1 + 0.3) / 6)
     assert set(REPORTED) <= set(BY_NAME)

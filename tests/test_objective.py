@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from voxgan_search.records.objective import with_objectives
 from voxgan_search.study.spec import load_study
 from voxgan.data import load_dataset
 from voxgan.metrics import copy_share_within, sample_scores
-from voxgan.trainer import evenly_spaced
+from voxgan.data.split import evenly_spaced
 
 SPEC = load_study("default")
 
@@ -34,8 +33,8 @@ def pools():
 
 def score(samples, heldout, pools) -> dict[str, float]:
     _, _, learn, test, train, ev = pools
-    return with_objectives(sample_scores(samples, heldout, test, learn, train, copy_share_within(train),
-                                         c2st_epochs=ev.c2st_epochs, seed=ev.seed))
+    return sample_scores(samples, heldout, test, learn, train, copy_share_within(train),
+                         c2st_epochs=ev.c2st_epochs, seed=ev.seed)
 
 
 @pytest.fixture(scope="module")

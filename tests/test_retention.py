@@ -22,7 +22,7 @@ import yaml
 from optuna.trial import TrialState
 from test_resume import MARKS, STUDY as RESUME_STUDY, sqlite_in_flight, wait_for_interruptible
 
-from voxgan_search.records.results import best_trial
+from voxgan_search.records.ranking import best_trial
 from voxgan_search.coordination.storage import open_existing_study
 
 BIN = Path(sys.executable).parent

@@ -29,9 +29,10 @@ import yaml
 from optuna.trial import TrialState
 
 from voxgan_search.cli import dispatch as _dispatch
-from voxgan_search.records.objective import with_objectives as derived
+from voxgan.metrics import with_score as derived
 from voxgan_search.tuning.progress import best_score_so_far
-from voxgan_search.records.results import CURVE_ATTR, best_trial
+from voxgan_search.records.ranking import best_trial
+from voxgan_search.records.trial_record import CURVE_ATTR
 from voxgan_search.study.space import tutorial_params
 from voxgan_search.coordination.storage import artifact_store_for, open_existing_study
 from voxgan_search.tuning.trainable import MESH_SAMPLES, SAMPLES_NAME, mesh_name

@@ -10,6 +10,7 @@ import optuna
 import pytest
 from pydantic import ValidationError
 
+from voxgan.models import optimizers_using
 from voxgan_search.study import space
 from voxgan_search.study.space_model import study_space_model
 from voxgan import config
@@ -33,7 +34,7 @@ def test_docs_space_table_is_current():
 
 def test_one_entry_adds_a_conditional_dimension(monkeypatch):
     """A choice for both networks, asked only with Adam/AdamW: suggest, narrowing, baseline, docs."""
-    entry = space.per_net("beta2", (0.99, 0.999), when=("optimizer", space.ADAM))
+    entry = space.per_net("beta2", (0.99, 0.999), when=("optimizer", optimizers_using("beta2")))
     monkeypatch.setattr(space, "DIMS", space.DIMS + entry)
     monkeypatch.setattr(space, "TABLE", space.TABLE + (entry,))
     model = study_space_model(space.DIMS)

@@ -14,7 +14,8 @@ from voxgan.config import Config
 from voxgan.errors import ConfigError
 from voxgan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from voxgan.models import Discriminator, Generator
-from voxgan.trainer import Trainer, load_generator
+from voxgan.checkpoint import load_generator
+from voxgan.trainer import Trainer
 
 def test_gradient_penalty_of_a_linear_critic_is_its_closed_form():
     """D(x) = <w, x> has gradient w everywhere, so the penalty is (||w|| - 1)^2 at any point."""

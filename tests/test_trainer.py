@@ -9,7 +9,8 @@ import torch
 from conftest import tiny_config as tiny
 from voxgan.config import Config
 from voxgan.errors import CheckpointError, Diverged
-from voxgan.trainer import Trainer, load_generator, read_checkpoint
+from voxgan.checkpoint import load_generator, read_checkpoint
+from voxgan.trainer import Trainer
 
 def test_epochs_run_and_report_stats(tiny_data):
     trainer = Trainer(tiny(), tiny_data)

@@ -6,6 +6,7 @@ User errors (bad flags, configs, data, checkpoints) print one line `error: ...` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -17,8 +18,9 @@ from tqdm import tqdm
 from voxgan.config import PRESETS, Config, apply_overrides, preset
 from voxgan.errors import Diverged, VoxganError
 from voxgan.runlog import RunLog
-from voxgan.trainer import Trainer, load_generator
-from voxgan.trainer import generate as generate_volumes
+from voxgan.checkpoint import load_generator
+from voxgan.sampling import generate as generate_volumes
+from voxgan.trainer import Trainer
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -102,7 +104,7 @@ def train_main(argv: list[str] | None = None) -> int:
     bar = tqdm(trainer.train_budget(), desc="training", unit="stretch", disable=args.no_progress, file=sys.stderr)
     try:
         for stats in bar:
-            log.write(stats.as_dict())
+            log.write(dataclasses.asdict(stats))
             bar.set_postfix(g=f"{stats.g_loss:.3f}", d=f"{stats.d_loss:.3f}", sps=f"{stats.samples_per_s:.0f}")
             if trainer.epoch % args.checkpoint_every == 0:
                 trainer.save(out / "checkpoint.pt")

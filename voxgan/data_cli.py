@@ -47,7 +47,7 @@ def show_main(argv: list[str] | None = None) -> int:
     data = load_dataset(cfg)
     # Imported once the data is accepted: matplotlib writes its font cache under $HOME on import.
     from voxgan.pictures import render_grid
-    from voxgan.trainer import evenly_spaced
+    from voxgan.data.split import evenly_spaced
 
     print(data.summary.text())
     train, test = evenly_spaced(data.train, args.n), evenly_spaced(data.test, args.n)

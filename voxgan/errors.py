@@ -1,11 +1,25 @@
 """Errors a user can fix. The CLIs print them as one line and exit with status 2."""
 
+from __future__ import annotations
+
+from pydantic import ValidationError
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): what a
     one-line error quotes of a library's multi-line message."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's first error as one line that names the dotted key."""
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"invalid value for '{key}': {message} (got {err.get('input')!r})"
 
 
 class VoxganError(Exception):

@@ -14,7 +14,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "lsgan", "hinge", "wgan")
 
 
 def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float) -> torch.Tensor:

@@ -8,6 +8,10 @@ The set metrics all rest on one pairwise matrix, `iou_matrix`, and come in two l
 is computed twice: `*_from_iou` functions take precomputed matrices, and the volume-level
 functions (`iou_mmd`, `iou_cov`, `iou_1nna`, `diversity`, `voxel_metrics`, `real_reference`)
 compute the matrices they need and call them. The distance between two shapes is 1 - IoU.
+
+`sample_scores` gives every metric of a set of samples, the combined `score` included
+(`with_score`): the trainer's evaluation, a search's trials and the benchmarks all take it from
+here. The names, directions and labels of all of them are in `voxgan.metric_table`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 import scipy.ndimage
 import torch
 from torch import nn
+
+from voxgan.data.split import evenly_spaced_index
 
 Volumes = np.ndarray | torch.Tensor
 
@@ -227,7 +233,7 @@ def copy_share_within(train: Volumes, count: int = 200, *, device: str | torch.d
     *other* training shape is at least COPY_IOU. It is how often a new draw from the data's
     distribution is a near-copy of some shape in a set this size: the reference for copy_share.
     Test shapes cannot give it, since those identical to a training shape are dropped."""
-    index = np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int)
+    index = evenly_spaced_index(len(train), count)
     iou = iou_matrix(train[index], train, device=device)
     iou[np.arange(len(index)), index] = -1.0
     return float((iou.max(axis=1) >= COPY_IOU).mean())
@@ -271,7 +277,28 @@ def sample_scores(
     scores = voxel_metrics(real_test, fake, device=device)
     scores |= memorisation(fake, train, copy_reference, device=device)
     scores["c2st_acc"] = c2st_acc(real_learn, fake, real_test, fake_heldout, epochs=c2st_epochs, seed=seed, device=device)
-    return scores
+    return with_score(scores)
+
+
+def with_score(scores: dict[str, float]) -> dict[str, float]:
+    """The metrics plus the gaps and the combined score, the single objective a search minimises;
+    NaN in, NaN out (never a fake value).
+
+    Each metric has an ideal point. `iou_1nna` and `c2st_acc` are ideal at 0.5 (a classifier
+    cannot tell generated from real); below 0.5 is as suspicious as above (the generator copies
+    the training set), so they enter as gaps, |x - 0.5| * 2, in [0, 1]. `score` is the mean of six
+    terms in [0, 1], each 0 at the ideal:
+
+        score = ( nna_gap + c2st_gap + iou_mmd + (1 - iou_cov) + structure_gap + copy_gap ) / 6   (lower is better)
+
+    structure_gap (how much less whole the samples are than the real shapes: debris, fragments)
+    sees what the IoU metrics and a small classifier hardly do on small evaluation sets; copy_gap
+    (how much more often samples are near-copies of training shapes than test shapes are) keeps a
+    generator that replays its training set from scoring like real data."""
+    nna_gap = abs(scores["iou_1nna"] - 0.5) * 2
+    c2st_gap = abs(scores["c2st_acc"] - 0.5) * 2
+    terms = (nna_gap, c2st_gap, scores["iou_mmd"], 1 - scores["iou_cov"], scores["structure_gap"], scores["copy_gap"])
+    return {**scores, "nna_gap": nna_gap, "c2st_gap": c2st_gap, "score": sum(terms) / len(terms)}
 
 
 def real_reference(train: Volumes, test: Volumes, *, device: str | torch.device | None = None) -> dict[str, float]:

@@ -23,10 +23,14 @@ class RunLog:
         self.writer = SummaryWriter(str(out_dir / "tensorboard"))
 
     def write(self, row: dict[str, float]) -> None:
-        new = not self.csv_path.exists()
+        """One row; a resumed run's rows go under the columns the file already has, in its order."""
+        header = None
+        if self.csv_path.exists():
+            with self.csv_path.open(newline="") as handle:
+                header = next(csv.reader(handle), None)
         with self.csv_path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
+            writer = csv.DictWriter(handle, fieldnames=header or list(row))
+            if header is None:
                 writer.writeheader()
             writer.writerow(row)
         for key in PER_EPOCH:

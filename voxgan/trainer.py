@@ -12,73 +12,36 @@ host-device synchronisation per step (except with the accuracy rule, whose decis
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from voxgan import metrics
-from voxgan.config import Config, NetConfig, apply_overrides
+from voxgan.checkpoint import read_checkpoint, write_checkpoint
+from voxgan.config import Config, apply_overrides
 from voxgan.data import VoxelDataset, load_dataset
+from voxgan.data.split import evenly_spaced
+from voxgan.device import autocast_dtype, pick_device
 from voxgan.errors import CheckpointError, ConfigError, Diverged
 from voxgan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
-from voxgan.models import Discriminator, Generator, init_weights
+from voxgan.metric_table import PER_EPOCH
+from voxgan.models import MEMORY_FORMAT, Discriminator, Generator, configure_optimizer, init_weights
+from voxgan.sampling import generate, sample_latent
 
-CHECKPOINT_FORMAT = "voxgan-checkpoint-v1"
-MEMORY_FORMAT = torch.channels_last_3d
-"""The networks' memory layout on both devices, in training and in `load_generator`: cuDNN's and
-oneDNN's 3D convolutions are faster on it (on CPU 5-11% per kimg for the default study's
-networks, torch 2.13), and one layout everywhere keeps samples bit-identical between them."""
-
-
-def pick_device(name: str) -> torch.device:
-    """`auto` takes CUDA when there is one; asking for CUDA without one is refused by the caller."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def make_optimizer(params, net: NetConfig, device: torch.device) -> torch.optim.Optimizer:
-    """The configured optimiser; on CUDA the fused (or foreach) implementation."""
-    fast = {"fused": True} if device.type == "cuda" else {}
-    if net.optimizer == "adam":
-        return torch.optim.Adam(params, lr=net.lr, betas=(net.beta1, net.beta2), weight_decay=net.weight_decay, **fast)
-    if net.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=net.lr, betas=(net.beta1, net.beta2), weight_decay=net.weight_decay, **fast)
-    if net.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=net.lr, momentum=net.momentum, weight_decay=net.weight_decay, **fast)
-    if net.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=net.lr, alpha=net.alpha, momentum=net.momentum, weight_decay=net.weight_decay)
-    if net.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=net.lr, rho=net.alpha, weight_decay=net.weight_decay)
-    raise ValueError(f"unknown optimizer {net.optimizer!r}")
-
-
-@dataclass
-class EpochStats:
-    """Means over a stretch of iterations (an epoch, or up to a kimg mark with `train_to_kimg`);
-    d_updates is the share of D steps that updated D; kimg is the total so far."""
-
-    epoch: int
-    g_loss: float
-    d_loss: float
-    d_real: float
-    d_fake: float
-    d_acc: float
-    d_updates: float
-    seconds: float
-    samples_per_s: float
-    kimg: float = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
+EpochStats = dataclasses.make_dataclass(
+    "EpochStats", [("epoch", int), *((name, float) for name in PER_EPOCH), ("seconds", float)])
+EpochStats.__doc__ = """Means over a stretch of iterations (an epoch, or up to a kimg mark with `train_to_kimg`)
+of the metric table's per-epoch metrics; d_updates is the share of D steps that updated D; kimg
+is the total so far."""
+D_STATS = ("d_loss", "d_real", "d_fake", "d_acc", "d_updates")
+"""What `_discriminator_step` returns, in order."""
 
 
 class Trainer:
@@ -96,7 +59,7 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device=cuda was asked for but no CUDA device is available")
         self.data = data if data is not None else load_dataset(cfg.data)
-        self.amp_dtype = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")) else None
+        self.amp_dtype = autocast_dtype(cfg, self.device)
         self.memory_format = MEMORY_FORMAT
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -111,8 +74,8 @@ class Trainer:
             self.G.start_at_occupancy(float(self.data.train.mean()))
         self.G.to(self.device, memory_format=self.memory_format)
         self.D.to(self.device, memory_format=self.memory_format)
-        self.g_opt = make_optimizer(self.G.parameters(), cfg.generator, self.device)
-        self.d_opt = make_optimizer(self.D.parameters(), cfg.discriminator, self.device)
+        self.g_opt = configure_optimizer(self.G, cfg.generator, self.device)
+        self.d_opt = configure_optimizer(self.D, cfg.discriminator, self.device)
         # The average of G's weights that sampling, evaluation and export use (None: G itself).
         self.G_ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(cfg.ema_decay)) if cfg.ema_decay > 0 else None
         self.rng = torch.Generator(device=self.device)
@@ -236,12 +199,12 @@ class Trainer:
         d_means = (d_sums / (iterations * self.cfg.d_steps)).tolist()
         g_loss = float(g_sum) / iterations
         seconds = time.perf_counter() - start
-        return EpochStats(self.epoch, g_loss, *d_means, seconds=seconds,
+        return EpochStats(epoch=self.epoch, g_loss=g_loss, **dict(zip(D_STATS, d_means)), seconds=seconds,
                           samples_per_s=(self.shapes_seen - shapes_before) / seconds, kimg=self.kimg)
 
     def _record(self, stats: EpochStats) -> EpochStats:
         """Keep a stretch's stats in the history; a non-finite loss ends the run as `Diverged`."""
-        self.history.append(stats.as_dict())
+        self.history.append(dataclasses.asdict(stats))
         if not (math.isfinite(stats.g_loss) and math.isfinite(stats.d_loss)):
             raise Diverged(max(stats.epoch, 1), kimg=stats.kimg)
         return stats
@@ -320,7 +283,6 @@ class Trainer:
         """Everything needed to continue exactly; only tensors and plain values, so that
         `torch.load(weights_only=True)` can open it without running code."""
         return {
-            "format": CHECKPOINT_FORMAT,
             "config": self.cfg.to_dict(),
             "epoch": self.epoch,
             "shapes_seen": self.shapes_seen,
@@ -338,12 +300,8 @@ class Trainer:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically (a crash mid-write leaves the previous one intact)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
-        return path
+        """Write a checkpoint (`voxgan.checkpoint`) to continue from."""
+        return write_checkpoint(self.state(), path)
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["generator"])
@@ -389,64 +347,3 @@ def ema_with_warmup(decay: float):
             a.lerp_(c, 1 - keep)
 
     return update
-
-
-def sample_latent(cfg: Config, n: int, generator: torch.Generator) -> torch.Tensor:
-    """z as the config says: N(0, latent_std) (tutorial) or U(0, 1) (paper)."""
-    shape = (n, cfg.latent_size)
-    if cfg.latent_dist == "uniform":
-        return torch.rand(shape, generator=generator, device=generator.device)
-    return torch.randn(shape, generator=generator, device=generator.device) * cfg.latent_std
-
-
-@torch.no_grad()
-def generate(G: Generator, cfg: Config, n: int, seed: int, amp_dtype: torch.dtype | None = None, chunk: int = 64) -> torch.Tensor:
-    """n occupancy-probability volumes (n, R, R, R) on the CPU, a pure function of the weights
-    and seed. G runs in eval mode (batch norm uses its running statistics), as at test time."""
-    device = next(G.parameters()).device
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    was_training = G.training
-    G.eval()
-    out = []
-    for start in range(0, n, chunk):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            out.append(G(sample_latent(cfg, min(chunk, n - start), gen)).float().squeeze(1).cpu())
-    G.train(was_training)
-    return torch.cat(out)
-
-
-def load_generator(path: str | Path, device: str = "auto") -> tuple[Generator, Config]:
-    """The sampling generator of a checkpoint (G's moving average when the run kept one) and its
-    config, without loading any data."""
-    state = read_checkpoint(path)
-    cfg = Config.from_dict(state["config"])
-    G = Generator(cfg)
-    if state.get("generator_ema") is not None:
-        prefix = "module."
-        G.load_state_dict({k[len(prefix):]: v for k, v in state["generator_ema"].items() if k.startswith(prefix)})
-    else:
-        G.load_state_dict(state["generator"])
-    return G.to(pick_device(device), memory_format=MEMORY_FORMAT), cfg
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint's contents, loaded with weights_only=True; anything else is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for foreign files; all mean "not a checkpoint"
-        raise CheckpointError(f"{path}: not a voxgan checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a voxgan checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
-    return state
-
-
-def evenly_spaced(volumes: np.ndarray, count: int | None) -> np.ndarray:
-    """A deterministic subset of `count` items spread over the whole array (all if count is None
-    or larger), so that evaluation sees every part of a sorted data set (all chair models)."""
-    if count is None or count >= len(volumes):
-        return volumes
-    return volumes[np.linspace(0, len(volumes) - 1, count).round().astype(int)]

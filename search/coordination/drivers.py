@@ -34,9 +34,7 @@ import optuna
 from optuna.trial import TrialState
 
 from voxgan_search.coordination.processes import running, start_time
-
-OWNER_ATTR = "driver"
-RECORD_PREFIX = "driver "
+from voxgan_search.records.trial_record import DRIVER_RECORD_PREFIX, OWNER_ATTR
 BEAT_S = 10.0
 GRACE_S = 60.0
 
@@ -79,7 +77,7 @@ class Driver:
         return {"machine": self.machine, "pid": self.pid, "start": self.start, "beat": time.time(), "stopped": stopped}
 
     def write(self, storage: optuna.storages.BaseStorage, study_id: int, stopped: bool = False) -> None:
-        storage.set_study_user_attr(study_id, RECORD_PREFIX + self.id, self.record(stopped))
+        storage.set_study_user_attr(study_id, DRIVER_RECORD_PREFIX + self.id, self.record(stopped))
 
 
 def is_live(record: dict, here: str, now: float) -> bool:
@@ -95,8 +93,8 @@ def live_drivers(study: optuna.Study) -> set[str]:
     """Ids of the live drivers of the study, read fresh from the storage."""
     here, now = machine(), time.time()
     attrs = study.user_attrs  # a fresh read each time
-    return {key[len(RECORD_PREFIX):] for key, record in attrs.items()
-            if key.startswith(RECORD_PREFIX) and isinstance(record, dict) and is_live(record, here, now)}
+    return {key[len(DRIVER_RECORD_PREFIX):] for key, record in attrs.items()
+            if key.startswith(DRIVER_RECORD_PREFIX) and isinstance(record, dict) and is_live(record, here, now)}
 
 
 def others_live(study: optuna.Study, me: str | None) -> bool:

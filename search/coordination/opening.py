@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from voxgan_search.coordination.drivers import Driver, Heartbeat, abandoned_trials, others_live
-from voxgan_search.records.results import RECIPE_ATTRS
+from voxgan_search.records.trial_record import DEVIATIONS_ATTR, RECIPE_ATTRS
 from voxgan_search.coordination.slots import is_open_slot, settle_total, waiting
 from voxgan_search.study.space import baseline
 from voxgan_search.coordination.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
@@ -99,4 +99,4 @@ def enqueue_recipes(study: optuna.Study, spec: StudySpec) -> None:
     labelled (`baseline` / `reference`) with what the space moved."""
     for name, label in RECIPE_ATTRS.items():
         point = baseline(spec.space, name)
-        study.enqueue_trial(point.params, user_attrs={label: True, "baseline_deviations": point.deviations})
+        study.enqueue_trial(point.params, user_attrs={label: True, DEVIATIONS_ATTR: point.deviations})

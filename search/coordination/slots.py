@@ -21,8 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from voxgan_search.coordination.drivers import GRACE_S, others_live
-
-TOTAL_ATTR = "trials"
+from voxgan_search.records.trial_record import TOTAL_ATTR
 
 
 def top_up(study: optuna.Study, total: int) -> int:

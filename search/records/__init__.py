@@ -1,4 +1,4 @@
-"""What a study records and reads back: the names and types of a trial's record
-(`trial_record`), the Ray Tune searcher that asks and tells the Optuna study (`searcher`), each
-evaluation stored on its trial (`evaluation_record`), which checkpoints are kept (`retention`),
-and reading a study back (`results`)."""
+"""What a study records and reads back. `trial_record`: the report a Ray trial sends, its status
+and every attribute name; `searcher`: the Ray Tune searcher that asks and tells the Optuna study;
+`evaluation_record`: each evaluation stored on its trial; `retention`: which checkpoints stay;
+`ranking`, `summary`, `export`, `report`: reading the study back."""

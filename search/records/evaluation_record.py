@@ -14,19 +14,11 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
+from voxgan_search.records.trial_record import (
+    CHECKPOINT_ATTR, CURVE_ATTR, DEVICES_ATTR, FOLDER_ATTR, HOST_ATTR, KIMG_ATTR, NODE_ATTR, RESUMED_ATTR, Report,
+    is_finite,
+)
 from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
-from voxgan_search.records.objective import is_finite
-from voxgan_search.records.results import CHECKPOINT_ATTR, CURVE_ATTR, KIMG_ATTR
-from voxgan.metric_table import REPORTED
-
-DEVICES_ATTR = "cuda_visible_devices"
-RESUMED_ATTR = "resumed_from_kimg"
-"""The kimg of the checkpoint a trial continued from after an interrupted run."""
-FOLDER_ATTR = "ray_trial_folder"
-"""The Ray trial's folder in the storage path (the last run's, for a continued trial)."""
-NODE_ATTR = "ray_node_id"
-HOST_ATTR = "hostname"
-"""The Ray node (and its machine) that trained the trial; the last one for a continued trial."""
 
 
 def step(kimg: float) -> int:
@@ -47,23 +39,25 @@ class EvaluationRecord:
         """Single objective only: Optuna refuses intermediate values with several."""
 
     def add(self, result: dict, metric: str) -> None:
-        """Store one evaluation, once: Ray may hand the last one to both of the searcher's callbacks."""
-        if result.get("status") not in ("running", "finished") or (self.curve and self.curve[-1][0] == result["kimg"]):
+        """Store one evaluation, once: Ray may hand the last one to both of the searcher's callbacks.
+        `result` is Ray's: the trial's `Report` and Ray's own keys (its checkpoint's folder)."""
+        report = Report.from_result(result)
+        if report is None or not report.status.evaluated or (self.curve and self.curve[-1][0] == report.kimg):
             return
-        self.curve.append([result["kimg"], result["score"]])
-        for key in REPORTED:
-            self.trial.set_user_attr(key, result[key])
-        self.trial.set_user_attr(KIMG_ATTR, result["kimg"])
+        self.curve.append([report.kimg, report.score])
+        for key, value in report.metrics.items():
+            self.trial.set_user_attr(key, value)
+        self.trial.set_user_attr(KIMG_ATTR, report.kimg)
         self.trial.set_user_attr(CURVE_ATTR, self.curve)
-        if self.report_values and is_finite([result[metric]]):
-            self.trial.report(result[metric], step(result["kimg"]))
-        if result.get("node_id") and result["node_id"] != self.trial.user_attrs.get(NODE_ATTR):
-            self.trial.set_user_attr(NODE_ATTR, result["node_id"])
-            self.trial.set_user_attr(HOST_ATTR, result["hostname"])
-        if len(self.curve) == 1 and result.get("cuda_visible_devices"):  # the GPU(s) Ray gave the trial
-            self.trial.set_user_attr(DEVICES_ATTR, result["cuda_visible_devices"])
-        if result.get("start_kimg"):
-            self.trial.set_user_attr(RESUMED_ATTR, result["start_kimg"])
+        if self.report_values and is_finite([report.metrics[metric]]):
+            self.trial.report(report.metrics[metric], step(report.kimg))
+        if report.node_id and report.node_id != self.trial.user_attrs.get(NODE_ATTR):
+            self.trial.set_user_attr(NODE_ATTR, report.node_id)
+            self.trial.set_user_attr(HOST_ATTR, report.hostname)
+        if len(self.curve) == 1 and report.cuda_visible_devices:
+            self.trial.set_user_attr(DEVICES_ATTR, report.cuda_visible_devices)
+        if report.start_kimg:
+            self.trial.set_user_attr(RESUMED_ATTR, report.start_kimg)
         if result.get("checkpoint_dir_name"):
             folder = join(self.folder, result["checkpoint_dir_name"])
             previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
@@ -71,7 +65,7 @@ class EvaluationRecord:
             if previous and not previous.startswith(self.folder + "/"):
                 # an interrupted run's, continued from and now replaced
                 remove_checkpoint(previous)
-            for name, mimetype in previews(result["kimg"]).items():  # artifacts attach only while the trial runs
+            for name, mimetype in previews(report.kimg).items():  # artifacts attach only while the trial runs
                 if is_file(join(folder, name)):
                     with local_copy(join(folder, name)) as preview:
                         upload_artifact(artifact_store=self.artifact_store, file_path=str(preview),

@@ -5,7 +5,7 @@ per trial), so a 100-trial study would keep some 34 GB. After each trial ends, t
 that can no longer be the best nor be continued are deleted from the storage path:
 
 - RUNNING (and WAITING) trials keep theirs: an interrupted run's trials continue from it;
-- the best `keep_checkpoints` finished (COMPLETE) trials keep theirs (`results.ranked_trials`):
+- the best `keep_checkpoints` finished (COMPLETE) trials keep theirs (`ranking.ranked_trials`):
   `export` copies the best one;
 - every other trial loses it: a PRUNED or FAILed trial is never continued, and a COMPLETE one
   outside the best can only move further down as trials finish.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from voxgan_search.records.ranking import ranked_trials
+from voxgan_search.records.trial_record import CHECKPOINT_ATTR, FOLDER_ATTR
 from voxgan_search.tuning.checkpoint_store import remove_checkpoint, remove_other_checkpoints
-from voxgan_search.records.evaluation_record import FOLDER_ATTR
-from voxgan_search.records.results import CHECKPOINT_ATTR, ranked_trials
 
 RESUMABLE = (TrialState.RUNNING, TrialState.WAITING)
 

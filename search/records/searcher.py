@@ -27,20 +27,18 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from voxgan_search.tuning.checkpoint_store import remove_other_checkpoints
-from voxgan_search.coordination.drivers import OWNER_ATTR, Driver, abandoned_trials
-from voxgan_search.records.evaluation_record import FOLDER_ATTR, EvaluationRecord
-from voxgan_search.records.objective import is_finite
-from voxgan_search.records.results import CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR
-from voxgan_search.records.retention import Retention
+from voxgan_search.coordination.drivers import Driver, abandoned_trials
 from voxgan_search.coordination.slots import take
+from voxgan_search.records.evaluation_record import EvaluationRecord
+from voxgan_search.records.retention import Retention
+from voxgan_search.records.trial_record import (
+    CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR, FOLDER_ATTR, OWNER_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, SECONDS_ATTR, Report,
+    Status, is_finite,
+)
 from voxgan_search.study.space import suggest
 from voxgan_search.study.spec import StudySpec
-
-REASON_ATTR = "fail_reason"
-RAY_TRIAL_ATTR = "ray_trial_id"
-SECONDS_ATTR = "seconds"
-"""The trial's own time in this run (Ray's time_total_s): training, evaluation, checkpoints."""
+from voxgan_search.tuning.checkpoint_store import remove_other_checkpoints
+from voxgan.config import Config
 
 
 class StudySearcher(Searcher):
@@ -85,10 +83,11 @@ class StudySearcher(Searcher):
         config = self.trial_config(trial)
         return {"voxgan": config, "optuna_trial": trial.number}
 
-    def trial_config(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Define-by-run over the study's space, composed into a complete voxgan config, stored."""
-        config = self.spec.trial_config(suggest(trial, self.spec.space)).to_dict()
-        trial.set_user_attr(CONFIG_ATTR, config)
+    def trial_config(self, trial: optuna.Trial) -> Config:
+        """Define-by-run over the study's space, composed into a complete voxgan config, stored.
+        The trainable gets this `Config` itself (Ray pickles it); the study keeps it as a dict."""
+        config = self.spec.trial_config(suggest(trial, self.spec.space))
+        trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         return config
 
     def reattach(self, trial_id: str, number: int) -> dict:
@@ -103,7 +102,8 @@ class StudySearcher(Searcher):
         record.restore_lost_reports(stored.intermediate_values)
         # A driver killed between asking a trial and storing its config leaves only the params:
         # replaying define-by-run on the same trial returns them and stores the config.
-        config = stored.user_attrs.get(CONFIG_ATTR) or self.trial_config(trial)
+        saved = stored.user_attrs.get(CONFIG_ATTR)
+        config = Config.from_dict(saved) if saved else self.trial_config(trial)
         return {"voxgan": config, "optuna_trial": number, "resume_from": stored.user_attrs.get(CHECKPOINT_ATTR)}
 
     def start_record(self, trial_id: str, trial: optuna.Trial, curve: list) -> EvaluationRecord:
@@ -139,14 +139,15 @@ class StudySearcher(Searcher):
         if error:
             return TrialState.FAIL, None, ("the trial's process crashed or its node left the Ray cluster "
                                            "(see its error.txt in the storage path)")
-        if not result:
+        report = Report.from_result(result) if result else None
+        if report is None:
             return TrialState.FAIL, None, "the trial ended without reporting"
-        if result.get("status") in ("diverged", "error"):
-            return TrialState.FAIL, None, result.get("reason", result["status"])
-        values = [result.get(name, math.nan) for name in self.spec.objectives]
+        if not report.status.evaluated:
+            return TrialState.FAIL, None, report.reason or report.status.value
+        values = [report.metrics.get(name, math.nan) for name in self.spec.objectives]
         if not is_finite(values):
             return TrialState.FAIL, None, f"non-finite objective values {values}"
-        if result.get("status") != "finished":
+        if report.status != Status.FINISHED:
             return TrialState.PRUNED, None, None
         return TrialState.COMPLETE, values, None
 

@@ -17,63 +17,66 @@ from typing import Any
 import optuna
 from pydantic import BaseModel
 
-from voxgan_search.study.space_model import Between, Dim, study_space_model
-from voxgan.config import Config, preset
+from voxgan.config import dotted, preset
+from voxgan.models import optimizers_using
+from voxgan_search.study.space_model import Between, Dim, config_choices, study_space_model
 
 
-def dim(param: str, default: tuple | Between, key: str | None = None, when: tuple[str, tuple] | None = None,
-        study_key: str | None = None, note: str = "") -> tuple[Dim]:
-    """One parameter; `key` defaults to `param`, `study_key` (the study file's key) to `key`."""
+def dim(param: str, default: tuple | Between | None = None, key: str | None = None,
+        when: tuple[str, tuple] | None = None, study_key: str | None = None, note: str = "") -> tuple[Dim]:
+    """One parameter; `key` defaults to `param`, `study_key` (the study file's key) to `key`, and
+    the choices to every value the config key admits (`config_choices`)."""
     key = key or param
     condition = (when[0], tuple(when[1])) if when else None
-    return (Dim(param, key, default, condition, study_key or key, note),)
+    return (Dim(param, key, config_choices(key) if default is None else default, condition, study_key or key, note),)
 
 
-def per_net(name: str, default: tuple | Between, when: tuple[str, tuple] | None = None,
+def per_net(name: str, default: tuple | Between | None = None, when: tuple[str, tuple] | None = None,
             study_name: str | None = None, note: str = "") -> tuple[Dim, Dim]:
     """The same parameter for the generator (`g_<name>`, config key `generator.<name>`) and the
     discriminator (`d_<name>`); a condition names a parameter of the same network."""
     return tuple(  # type: ignore[return-value]
-        Dim(f"{prefix}_{study_name or name}", f"{net}.{name}", default,
-            (f"{prefix}_{when[0]}", tuple(when[1])) if when else None, f"{net}.{study_name or name}", note)
+        dim(f"{prefix}_{study_name or name}", default, f"{net}.{name}",
+            (f"{prefix}_{when[0]}", tuple(when[1])) if when else None, f"{net}.{study_name or name}", note)[0]
         for net, prefix in NETS.items())
 
 
 NETS = {"generator": "g", "discriminator": "d"}
-ADAM = ("adam", "adamw")
-MOMENTUM = ("sgd", "rmsprop")
-
-GAN_LOSSES = ("bce", "lsgan", "hinge")
+WGAN = ("wgan",)
+GAN_LOSSES = tuple(loss for loss in config_choices("loss") if loss not in WGAN)
+RATE_MULTIPLIERS = ("adadelta",)
+"""Optimizers whose `lr` multiplies a step of their own making: a range of its own."""
+RATES = tuple(name for name in config_choices("generator.optimizer") if name not in RATE_MULTIPLIERS)
 
 TABLE: tuple[tuple[Dim, ...], ...] = (
     dim("batch_size", (8, 16, 32, 64, 128)),
-    dim("loss", GAN_LOSSES + ("wgan",), note="wgan: the Wasserstein critic with a gradient penalty (WGAN-GP)"),
-    dim("gradient_penalty", Between(1.0, 20.0, log=True), when=("loss", ("wgan",)), note="WGAN-GP's lambda"),
+    dim("loss", note="wgan: the Wasserstein critic with a gradient penalty (WGAN-GP)"),
+    dim("gradient_penalty", Between(1.0, 20.0, log=True), when=("loss", WGAN), note="WGAN-GP's lambda"),
     dim("d_steps", Between(1, 5, integer=True), note="D updates per G update"),
-    per_net("optimizer", ("adam", "adamw", "sgd", "rmsprop", "adadelta")),
-    per_net("lr", Between(1e-5, 1e-1, log=True), when=("optimizer", ADAM + MOMENTUM)),
-    per_net("lr", Between(0.05, 5.0, log=True), when=("optimizer", ("adadelta",)), study_name="adadelta_lr",
+    per_net("optimizer"),
+    per_net("lr", Between(1e-5, 1e-1, log=True), when=("optimizer", RATES)),
+    per_net("lr", Between(0.05, 5.0, log=True), when=("optimizer", RATE_MULTIPLIERS), study_name="adadelta_lr",
             note="Adadelta's rate is a multiplier near 1, on another scale than the others'"),
-    per_net("beta1", Between(0.1, 0.95), when=("optimizer", ADAM)),
-    per_net("momentum", Between(0.5, 0.99), when=("optimizer", MOMENTUM)),
-    per_net("activation", ("relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid")),
+    per_net("beta1", Between(0.1, 0.95), when=("optimizer", optimizers_using("beta1"))),
+    per_net("momentum", Between(0.5, 0.99), when=("optimizer", optimizers_using("momentum"))),
+    per_net("activation"),
     per_net("width", (8, 16, 32, 64)),
     per_net("extra_depth", Between(0, 2, integer=True), note="stride-1 blocks beyond the minimum"),
-    dim("g_norm", ("batch", "instance", "layer", "none"), key="generator.norm", study_key="generator.norm"),
-    dim("d_norm", ("batch", "instance", "layer", "none"), key="discriminator.norm", when=("loss", GAN_LOSSES),
-        study_key="discriminator.norm"),
-    dim("d_critic_norm", ("layer", "instance", "none"), key="discriminator.norm", when=("loss", ("wgan",)),
-        study_key="discriminator.critic_norm", note="a gradient-penalised critic must not use batch norm"),
-    dim("d_spectral_norm", (False, True), key="discriminator.spectral_norm", study_key="discriminator.spectral_norm"),
+    dim("g_norm", key="generator.norm", study_key="generator.norm"),
+    dim("d_norm", key="discriminator.norm", when=("loss", GAN_LOSSES), study_key="discriminator.norm"),
+    dim("d_critic_norm", tuple(n for n in config_choices("discriminator.norm") if n != "batch"),
+        key="discriminator.norm", when=("loss", WGAN), study_key="discriminator.critic_norm",
+        note="a gradient-penalised critic must not use batch norm"),
+    dim("d_spectral_norm", key="discriminator.spectral_norm", study_key="discriminator.spectral_norm"),
     dim("r1_gamma", (0.0, 0.1, 1.0, 10.0), note="R1 penalty on real shapes; 0 is off"),
     dim("instance_noise", Between(0.0, 0.3), note="std of the noise on every volume D sees"),
     dim("ema_decay", (0.0, 0.99, 0.999), note="moving average of G's weights for sampling; 0 is off; its warm-up "
         "keeps the decay below 0.99 for 890 G steps, so 0.99 and 0.999 differ only in longer runs"),
-    dim("g_output_init", ("zero", "occupancy"), note="G's output bias at start: 0.5 everywhere, or the data's occupancy"),
-    dim("g_upsample", ("transposed", "resize"), note="G's doublings: transposed convolutions, or nearest upsampling "
+    dim("g_output_init", note="G's output bias at start: 0.5 everywhere, or the data's occupancy"),
+    dim("g_upsample", note="G's doublings: transposed convolutions, or nearest upsampling "
         "and a 3x3x3 convolution"),
     dim("latent_size", (32, 64, 128, 200)),
-    dim("latent_dist", ("normal", "uniform"), note="normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's"),
+    dim("latent_dist", note="normal: N(0, latent_std), the tutorial's; uniform: U(0, 1), the paper's"),
     dim("latent_std", Between(0.1, 1.0, log=True), when=("latent_dist", ("normal",))),
     dim("d_accuracy_threshold", (None, 0.8), note="the paper's rule off, or D updated only below 80% accuracy"),
 )
@@ -113,19 +116,8 @@ def config_values(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for d in DIMS:
         if d.param in params:
-            *parents, leaf = d.key.split(".")
-            node = out
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = params[d.param]
+            dotted.put(out, d.key, params[d.param])
     return out
-
-
-def config_value(cfg: Config, key: str) -> Any:
-    value: Any = cfg
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
 
 
 # ---- the reference recipes as points of the space ----------------------------------------------
@@ -135,7 +127,7 @@ def config_value(cfg: Config, key: str) -> Any:
 def tutorial_params() -> dict[str, Any]:
     """The `tutorial` preset (SEED-SPEC) as Optuna params, whatever a study's space admits."""
     recipe = preset("tutorial")
-    return asked(SpaceSpec(), lambda d, _: config_value(recipe, d.key))
+    return asked(SpaceSpec(), lambda d, _: dotted.get(recipe, d.key))
 
 
 def nearest(value: Any, domain: list | Between) -> Any:
@@ -159,11 +151,11 @@ class Baseline:
 
 
 def baseline(space: BaseModel, recipe_name: str = "tutorial") -> Baseline:
-    """A preset's recipe (`RECIPES`) moved to the nearest point the space admits."""
+    """A preset's recipe (`voxgan.config.PRESETS`) moved to the nearest point the space admits."""
     recipe = preset(recipe_name)
-    params = asked(space, lambda d, domain: nearest(config_value(recipe, d.key), domain))
+    params = asked(space, lambda d, domain: nearest(dotted.get(recipe, d.key), domain))
     deviations = {d.param: params[d.param] for d in DIMS
-                  if d.param in params and params[d.param] != config_value(recipe, d.key)}
+                  if d.param in params and params[d.param] != dotted.get(recipe, d.key)}
     return Baseline(params, deviations)
 
 

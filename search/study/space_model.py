@@ -9,11 +9,11 @@ trainer would refuse, and the error names the study key (`space.generator.lr.low
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, create_model, field_validator, model_validator
 
-from voxgan.config import Config
+from voxgan.config import Config, dotted
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,7 @@ class Dim:
 
     def domain(self, space: BaseModel) -> list | Between:
         """This dimension's choices or range in a study's (validated) space."""
-        value: Any = space
-        for part in self.study_key.split("."):
-            value = getattr(value, part)
+        value = dotted.get(space, self.study_key)
         if isinstance(value, BaseModel):
             return Between(value.low, value.high, self.default.log, self.default.integer)  # type: ignore[union-attr]
         return list(value)
@@ -55,12 +53,19 @@ class _Strict(BaseModel):
 
 def config_field_type(key: str) -> Any:
     """The annotated type (with its bounds) of a dotted voxgan config key."""
-    model: Any = Config
-    *parents, leaf = key.split(".")
-    for part in parents:
-        model = model.model_fields[part].annotation
-    field = model.model_fields[leaf]
+    field = dotted.field(Config, key)
     return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+
+
+def config_choices(key: str) -> tuple:
+    """Every value a voxgan config key admits, for a key of a `Literal` type or bool: the space's
+    default choices for it, so that they cannot drift from the config."""
+    annotation = dotted.field(Config, key).annotation
+    if annotation is bool:
+        return (False, True)
+    if get_origin(annotation) is not Literal:
+        raise TypeError(f"config key {key} has no fixed set of values ({annotation}); give its choices")
+    return get_args(annotation)
 
 
 def _as_list(value: Any) -> Any:
@@ -113,11 +118,7 @@ def study_space_model(dims: tuple[Dim, ...]) -> type[BaseModel]:
     """The pydantic model of a study file's `space:` section, nested like the study keys."""
     tree: dict[str, Any] = {}
     for d in dims:
-        *parents, leaf = d.study_key.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _field(d)
+        dotted.put(tree, d.study_key, _field(d))
     return _build("SpaceSpec", tree)
 
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from voxgan_search.study.space import SpaceSpec
-from voxgan.config import Config, DataConfig, apply_overrides, describe_validation_error, read_yaml
-from voxgan.errors import ConfigError
+from voxgan.config import Config, DataConfig, apply_overrides, read_yaml
+from voxgan.errors import ConfigError, describe_validation_error
 from voxgan.metric_table import OBJECTIVES
 
 STUDIES_DIRS = (

@@ -16,7 +16,8 @@ import time
 import optuna
 from ray.tune import Callback
 
-from voxgan_search.records.results import CURVE_ATTR, finished_trials
+from voxgan_search.records.ranking import finished_trials
+from voxgan_search.records.trial_record import CURVE_ATTR, Report, Status, final_score
 
 LEGEND = ("progress: one line per evaluation; (best X) is the lowest score of any evaluation so far, "
           "intermediate ones included; 'best finished' is the lowest of trials that trained their whole budget")
@@ -31,7 +32,7 @@ def best_score_so_far(study: optuna.Study) -> float:
 
 def best_finished_score(study: optuna.Study) -> float:
     """The lowest final score of a trial that trained its whole budget."""
-    return min((t.user_attrs.get("score", math.inf) for t in finished_trials(study)), default=math.inf)
+    return min((final_score(t) for t in finished_trials(study)), default=math.inf)
 
 
 class ProgressPrinter(Callback):
@@ -49,23 +50,25 @@ class ProgressPrinter(Callback):
             print(f"[{elapsed:7.1f}s] {line}", file=sys.stderr, flush=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if result.get("status") not in ("running", "finished"):
+        report = Report.from_result(result)
+        if report is None or not report.status.evaluated:
             return
-        self.best = min(self.best, result["score"])
-        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {result['kimg']:>6.1f} kimg  score {result['score']:.3f}  "
-                    f"1-NNA {result['iou_1nna']:.3f}  C2ST {result['c2st_acc']:.3f}  MMD {result['iou_mmd']:.3f}  "
-                    f"COV {result['iou_cov']:.2f}  (best {self.best:.3f})")
+        m = report.metrics
+        self.best = min(self.best, report.score)
+        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {report.kimg:>6.1f} kimg  score {report.score:.3f}  "
+                 f"1-NNA {m['iou_1nna']:.3f}  C2ST {m['c2st_acc']:.3f}  MMD {m['iou_mmd']:.3f}  "
+                 f"COV {m['iou_cov']:.2f}  (best {self.best:.3f})")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1
-        last = trial.last_result or {}
-        status = last.get("status", "?")
-        if status == "running":
+        report = Report.from_result(trial.last_result or {})
+        status = "?" if report is None else report.status.value
+        if report is not None and report.status == Status.RUNNING:
             status = "stopped early"
-        if status == "finished" and isinstance(last.get("score"), float) and math.isfinite(last["score"]):
-            self.best_finished = min(self.best_finished, last["score"])
-            status = f"finished, score {last['score']:.3f}"
-        reason = f": {last['reason']}" if last.get("reason") else ""
+        if report is not None and report.status == Status.FINISHED and math.isfinite(report.score):
+            self.best_finished = min(self.best_finished, report.score)
+            status = f"finished, score {report.score:.3f}"
+        reason = f": {report.reason}" if report is not None and report.reason else ""
         best = f", best finished {self.best_finished:.3f}" if math.isfinite(self.best_finished) else ""
         self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {status}{reason}  ({self.done} done this run{best})")
 

@@ -18,8 +18,8 @@ import ray
 import torch
 from ray import tune
 
+from voxgan_search.records.trial_record import Report, Status
 from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy, mesh_name
-from voxgan_search.records.objective import with_objectives
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
 from voxgan.errors import Diverged
@@ -33,18 +33,17 @@ MESH_SAMPLES = 4
 
 
 def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
-    """Ray Tune function trainable. `config["voxgan"]` is the trial's complete voxgan config
+    """Ray Tune function trainable. `config["voxgan"]` is the trial's complete voxgan `Config`
     (built by the searcher's define-by-run space); `data` comes from the object store, loaded once
     per search. Continues from a checkpoint: Ray's, or `config["resume_from"]` when the searcher
     re-attached a trial of an interrupted run."""
     torch.set_num_threads(threads)
     try:
-        train_and_evaluate(start_trainer(Config.from_dict(config["voxgan"]), data, config.get("resume_from")), marks)
+        train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from")), marks)
     except Diverged as exc:
-        tune.report({"status": "diverged", "reason": str(exc), "epoch": exc.epoch, "kimg": exc.kimg, "score": float("nan")})
+        tune.report(Report.failed(Status.DIVERGED, str(exc), epoch=exc.epoch, kimg=exc.kimg).as_result())
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
-        tune.report({"status": "error", "reason": failure_reason(exc), "traceback": traceback.format_exc()[-4000:],
-                     "score": float("nan")})
+        tune.report(Report.failed(Status.ERROR, failure_reason(exc), traceback=traceback.format_exc()[-4000:]).as_result())
 
 
 def train_and_evaluate(trainer: Trainer, marks: list[float]) -> None:
@@ -89,15 +88,16 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
     """Score the generator, save a checkpoint with a picture of its samples and a mesh of the
     first few, report them at kimg `mark` (the trainer stops at the first whole iteration past
     it), with the kimg this Ray trial started from (above 0 when it continued a checkpoint)."""
-    scores = with_objectives(trainer.evaluate())
+    scores = trainer.evaluate()
     last_epoch = trainer.history[-1]
-    metrics = {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED}
-    metrics.update(kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, status="finished" if finished else "running",
-                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-                   node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
+    report = Report(Status.FINISHED if finished else Status.RUNNING,
+                    {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED},
+                    kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg,
+                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                    node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         samples = trainer.sample(8, trainer.cfg.eval.seed).numpy()
         render_grid(samples, Path(folder) / SAMPLES_NAME, ncols=4, title=f"{mark:g} kimg, score {scores['score']:.3f}")
         save_sample_sheet(samples[:MESH_SAMPLES], Path(folder) / mesh_name(mark))
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        tune.report(report.as_result(), checkpoint=tune.Checkpoint.from_directory(folder))

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from voxgan.config import PROCEDURAL, DataConfig
-from voxgan.data.data_keys import FILES, SHAPENETS, refuse_inert_keys
+from voxgan.config import DataConfig
+from voxgan.config.data_keys import FILES, PROCEDURAL, SHAPENETS, refuse_inert_keys
+from voxgan.config.schema import SHAPENETS_ROTATIONS
 from voxgan.data.discover import find_voxel_files
-from voxgan.data.hygiene import extra_copies, non_empty, seen_in, shape_ids
 from voxgan.data.orientation import to_z_up, up_axis_of
 from voxgan.data.procedural import generate_shapes
 from voxgan.data.resample import resample
-from voxgan.data.shapenet import ALL_ROTATIONS, GRID_FOLDER, is_shapenets_tree, load_shapenets
-from voxgan.data.split import leading_count, split_by_file, split_by_shape, test_count
+from voxgan.data.shapenet import GRID_FOLDER, is_shapenets_tree, load_shapenets
+from voxgan.data.split import (
+    extra_copies, leading_count, non_empty, seen_in, shape_ids, split_by_file, split_by_shape, test_count,
+)
 from voxgan.data.summary import MAX_ROWS, DataSummary, disjoint_note, group_table, occupancy
 from voxgan.data.voxio import ONE_SHAPE_SUFFIXES, VOXEL_SUFFIXES, read_voxel_file, voxel_suffix
 from voxgan.errors import DataError
@@ -122,7 +124,7 @@ def _shapenets(root: Path, cfg: DataConfig) -> VoxelDataset:
     train, test = load_shapenets(root, cfg.category, cfg.resolution, cfg.cache_dir, cfg.rotations)
     up = up_axis_of("mat", cfg.up_axis)
     train, test = to_z_up(train, up), to_z_up(test, up)
-    rotations = "all 12" if tuple(cfg.rotations) == ALL_ROTATIONS else ", ".join(map(str, cfg.rotations))
+    rotations = "all 12" if tuple(cfg.rotations) == SHAPENETS_ROTATIONS else ", ".join(map(str, cfg.rotations))
     return finish(f"3D ShapeNets {cfg.category} ({root}), rotations {rotations}",
                   Grouped(train, np.zeros(len(train), int)), Grouped(test, np.zeros(len(test), int)), cfg,
                   split="the data set's own train/ and test/ folders", labels=[cfg.category],

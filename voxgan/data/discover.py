@@ -42,7 +42,7 @@ class Found:
         return "; ".join(parts)
 
 
-def find_voxel_files(root: Path, pattern: str = "*", max_files: int = 20000) -> Found:
+def find_voxel_files(root: Path, pattern: str, max_files: int) -> Found:
     """The voxel files below `root` at any depth whose path relative to `root` matches `pattern`,
     sorted. Hidden files and folders (".name") are skipped; symbolic links to folders are followed
     once. More than `max_files`, or none, is a one-line DataError naming what was found."""

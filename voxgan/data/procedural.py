@@ -14,8 +14,11 @@ voxels, so the grid border is always empty.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import get_args
 
 import numpy as np
+
+from voxgan.config.schema import Family
 
 FLOOR, CEILING = -0.8, 0.8
 
@@ -131,11 +134,11 @@ def sofa(canvas: Canvas, rng: np.random.Generator) -> None:
 BUILDERS: dict[str, Callable[[Canvas, np.random.Generator], None]] = {
     "chair": chair, "table": table, "lamp": lamp, "shelf": shelf, "sofa": sofa,
 }
-FAMILIES = tuple(BUILDERS)
-"""The family names `DataConfig.families` may use (config.py validates against this)."""
+FAMILIES = get_args(Family)
+"""The family names `DataConfig.families` may use (the config's `Family`); BUILDERS has one each."""
 
 
-def generate_shapes(n: int, resolution: int, families: Sequence[str] = ("chair", "table", "lamp"), seed: int = 0) -> np.ndarray:
+def generate_shapes(n: int, resolution: int, families: Sequence[str], seed: int = 0) -> np.ndarray:
     """(n, R, R, R) bool shapes; shape i is of family families[i % len(families)].
 
     Shape i draws its proportions from its own generator seeded by (seed, i), so the shapes are a

@@ -22,13 +22,11 @@ import numpy as np
 
 from voxgan.data.resample import resample
 from voxgan.data.voxio import read_mat
+from voxgan.config.schema import SHAPENETS_ROTATIONS
 from voxgan.errors import DataError
 
 GRID_FOLDER = "30"
 SPLITS = ("train", "test")
-ALL_ROTATIONS = tuple(range(1, 13))
-"""3D ShapeNets stores each model turned 12 times about the up axis, 30 degrees apart, as
-`<name>_<n>.mat`; rotation 1 is the model as aligned in the data set (chairs face -x)."""
 ROTATION_NAME = re.compile(r"_(\d+)\.mat$")
 CACHE_FORMAT = "voxgan-shapenets-cache-v1"
 """Part of every cache key: bump it when the preprocessing changes so old caches are ignored."""
@@ -54,7 +52,7 @@ def default_cache_dir() -> Path:
 
 def load_shapenets(
     root: Path | str, category: str, resolution: int, cache_dir: Path | str | None = None,
-    rotations: Sequence[int] = ALL_ROTATIONS,
+    rotations: Sequence[int] = SHAPENETS_ROTATIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) bool arrays (N, R, R, R) of one category, in sorted file order, holding the
     files of the given rotations (the `_<n>.mat` suffix; all 12 read every .mat file)."""
@@ -72,14 +70,14 @@ def load_shapenets(
 
 
 def load_split(folder: Path, resolution: int, cache: SplitCache, key: tuple[str, ...],
-               rotations: Sequence[int] = ALL_ROTATIONS) -> np.ndarray:
+               rotations: Sequence[int] = SHAPENETS_ROTATIONS) -> np.ndarray:
     """The .mat grids of one split folder at `resolution`, from the cache when it is fresh."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (a 3D ShapeNets category needs train/ and test/)")
     files = list_mat_files(folder)
     if not files:
         raise DataError(f"{folder}: no .mat files")
-    if set(rotations) != set(ALL_ROTATIONS):
+    if set(rotations) != set(SHAPENETS_ROTATIONS):
         files = [entry for entry in files if rotation_of(entry.name, folder) in rotations]
         if not files:
             raise DataError(f"{folder}: no .mat files of rotations {list(rotations)}")
@@ -95,7 +93,7 @@ def load_split(folder: Path, resolution: int, cache: SplitCache, key: tuple[str,
 def rotation_of(name: str, folder: Path) -> int:
     """The rotation number of a 3D ShapeNets file name (`chair_000000182_7.mat` -> 7)."""
     match = ROTATION_NAME.search(name)
-    if not match or not 1 <= int(match.group(1)) <= len(ALL_ROTATIONS):
+    if not match or not 1 <= int(match.group(1)) <= len(SHAPENETS_ROTATIONS):
         raise DataError(f"{folder / name}: no rotation suffix _1 to _12 in the name, which data.rotations needs")
     return int(match.group(1))
 

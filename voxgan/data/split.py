@@ -1,16 +1,51 @@
-"""Train/test splits for sources that have none of their own, and the training fraction.
+"""Which shapes go where: the data's hygiene, the train/test split, the training fraction and the
+deterministic subsets an evaluation uses.
 
-By default each distinct shape goes to one side at random, seeded by `data.seed`: a folder of
-chairs and monitors then has both in train and test, whatever the file names. Copies of a shape
-follow it, so no test shape is also a training shape. `data.split=files` holds out whole files
-at random instead, for files whose shapes belong together (one model's rotations or parts).
+Hygiene. Public voxel arrays carry all-empty placeholders (index 0 of some ModelNet10 arrays) and
+exact copies (a model uploaded twice, or two models that become one at a coarse resolution). Empty
+shapes are dropped. Copies are found by a 128-bit hash of the voxels at the resolution the
+networks see: a test shape identical to a training shape would measure memory, not generation,
+so it is dropped from the test side; copies within one side are kept and counted, because they
+are the data's own weighting (docs/data.md).
+
+Splits, for sources that have none of their own. By default each distinct shape goes to one side
+at random, seeded by `data.seed`: a folder of chairs and monitors then has both in train and
+test, whatever the file names. Copies of a shape follow it, so no test shape is also a training
+shape. `data.split=files` holds out whole files at random instead, for files whose shapes belong
+together (one model's rotations or parts).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from voxgan.errors import DataError
+
+
+def non_empty(volumes: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of the (N, R, R, R) volumes have at least one occupied voxel."""
+    return volumes.reshape(len(volumes), -1).any(axis=1)
+
+
+def shape_ids(volumes: np.ndarray) -> np.ndarray:
+    """(N,) 16-byte ids (dtype S16), equal for identical volumes of one resolution and comparable
+    across calls. The bits are packed before hashing: 8 times less to hash (0.5 s instead of 3 s
+    for the 10,668 chairs at 64^3)."""
+    return np.array([hashlib.blake2b(np.packbits(volume).data, digest_size=16).digest() for volume in volumes],
+                    dtype="S16")
+
+
+def extra_copies(ids: np.ndarray) -> int:
+    """How many shapes repeat an earlier one: len(ids) minus the number of distinct ids."""
+    return int(len(ids) - len(np.unique(ids)))
+
+
+def seen_in(ids: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(len(ids),) bool: which ids also occur in `reference`."""
+    return np.isin(ids, reference)
+
 
 def split_by_shape(ids: np.ndarray, test_fraction: float, seed: int, source: object) -> np.ndarray:
     """(N,) bool, True for test: a seeded random share of the distinct `ids`, with all their copies."""
@@ -37,3 +72,19 @@ def test_count(n: int, test_fraction: float, source: object, what: str = "shapes
 def leading_count(n: int, fraction: float) -> int:
     """How many of n training shapes the leading `fraction` keeps (the tutorial's obj_ratio): at least one."""
     return min(n, max(1, int(n * fraction + 1e-9)))
+
+
+def evenly_spaced_index(n: int, count: int | None) -> np.ndarray:
+    """`count` indices spread evenly over range(n), first and last included (all of them if count
+    is None or at least n)."""
+    if count is None or count >= n:
+        return np.arange(n)
+    return np.linspace(0, n - 1, count).round().astype(int)
+
+
+def evenly_spaced(volumes: np.ndarray, count: int | None) -> np.ndarray:
+    """A deterministic subset of `count` items spread over the whole array (all if count is None
+    or larger), so that evaluation sees every part of a sorted data set (all chair models)."""
+    if count is None or count >= len(volumes):
+        return volumes
+    return volumes[evenly_spaced_index(len(volumes), count)]

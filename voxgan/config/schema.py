@@ -8,7 +8,6 @@ data named trains anywhere.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,14 +23,19 @@ from pydantic import (
     model_validator,
 )
 
-from voxgan.errors import ConfigError
+from voxgan.config.data_keys import PROCEDURAL, active_keys, refuse_inert_keys, source_kinds
+from voxgan.config.yaml_io import apply_overrides, read_yaml
+from voxgan.errors import ConfigError, describe_validation_error
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid"]
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"]
 NormName = Literal["batch", "instance", "layer", "none"]
 LossName = Literal["bce", "lsgan", "hinge", "wgan"]
-RESOLUTIONS = (16, 32, 64, 128)
-PROCEDURAL = "procedural"
+Family = Literal["chair", "table", "lamp", "shelf", "sofa"]
+"""The shape families the procedural source makes (`voxgan.data.procedural.BUILDERS`)."""
+SHAPENETS_ROTATIONS = tuple(range(1, 13))
+"""3D ShapeNets stores each model turned 12 times about the up axis, 30 degrees apart, as
+`<name>_<n>.mat`; rotation 1 is the model as aligned in the data set (chairs face -x)."""
 
 
 class _Strict(BaseModel):
@@ -52,7 +56,7 @@ class DataConfig(_Strict):
     .npy.gz, .npz.gz, .binvox, .mat) at any depth."""
     category: str = "chair"
     """3D ShapeNets source: the category folder."""
-    rotations: list[int] = list(range(1, 13))
+    rotations: list[int] = list(SHAPENETS_ROTATIONS)
     """3D ShapeNets source: which of the 12 rotations of each model (the `_<n>.mat` suffix,
     30 degrees apart about the up axis) are loaded, train and test alike; [1] gives the aligned
     shapes the paper trained on."""
@@ -75,7 +79,7 @@ class DataConfig(_Strict):
     """Folder sources: refuse a folder with more voxel files than this (a mistyped source)."""
     n_shapes: int = Field(600, ge=10)
     """Procedural source: number of shapes generated (train + test)."""
-    families: list[str] = ["chair", "table", "lamp"]
+    families: list[Family] = Field(["chair", "table", "lamp"], min_length=1)
     """Procedural source: the shape families mixed in the data set."""
     seed: int = 0
     """Procedural source: the shapes are a pure function of this seed; file sources: seeds the
@@ -87,22 +91,18 @@ class DataConfig(_Strict):
     @field_validator("rotations")
     @classmethod
     def _known_rotations(cls, rotations: list[int]) -> list[int]:
-        if not rotations or any(not 1 <= n <= 12 for n in rotations):
-            raise ValueError("rotations must be a non-empty list of numbers from 1 to 12")
+        if not rotations or any(n not in SHAPENETS_ROTATIONS for n in rotations):
+            raise ValueError(f"rotations must be a non-empty list of numbers from 1 to {len(SHAPENETS_ROTATIONS)}")
         return sorted(set(rotations))
 
     @model_validator(mode="after")
     def _keys_act_on_the_source(self) -> DataConfig:
-        from voxgan.data.data_keys import refuse_inert_keys, source_kinds
-
         # ConfigError is not a ValueError, so pydantic lets it through as the one-line message.
         refuse_inert_keys(self, source_kinds(self.source), ConfigError)
         return self
 
     @model_serializer(mode="wrap")
     def _without_inert_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        from voxgan.data.data_keys import active_keys, source_kinds
-
         return {k: v for k, v in handler(self).items() if k in active_keys(source_kinds(self.source))}
 
 
@@ -238,16 +238,6 @@ class Config(_Strict):
                 values[name] = {**defaults, **values[name]}
         return values
 
-    @field_validator("data")
-    @classmethod
-    def _known_family(cls, data: DataConfig) -> DataConfig:
-        from voxgan.data.procedural import FAMILIES
-
-        unknown = sorted(set(data.families) - set(FAMILIES))
-        if unknown or not data.families:
-            raise ValueError(f"families must be a non-empty subset of {sorted(FAMILIES)}, got {data.families}")
-        return data
-
     @model_validator(mode="after")
     def _normalisation_fits(self) -> Config:
         if self.batch_size < 2 and "batch" in (self.generator.norm, self.discriminator.norm):
@@ -275,102 +265,3 @@ class Config(_Strict):
     def load(cls, path: str | Path, overrides: list[str] | None = None) -> Config:
         """Read a YAML config, apply `key=value` overrides, validate."""
         return cls.from_dict(apply_overrides(read_yaml(path), overrides or []))
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """pydantic's first error as one line that names the dotted key."""
-    err = exc.errors()[0]
-    key = ".".join(str(part) for part in err["loc"]) or "config"
-    if err["type"] == "extra_forbidden":
-        return f"unknown config key '{key}'"
-    message = err["msg"].removeprefix("Value error, ")
-    return f"invalid value for '{key}': {message} (got {err.get('input')!r})"
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from a file, read with the safe loader."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where else ""
-        raise ConfigError(f"{path}: not valid YAML{line}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
-    return values
-
-
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set `a.b.c=value` pairs into a nested dict; values are parsed as YAML scalars."""
-    values = dict(values)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        parts = key.split(".")
-        node = values
-        for part in parts[:-1]:
-            child = node.get(part)
-            child = dict(child) if isinstance(child, dict) else {}
-            node[part] = child
-            node = child
-        node[parts[-1]] = _parse_scalar(raw)
-    return values
-
-
-def _parse_scalar(raw: str) -> Any:
-    try:
-        return yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        return raw
-
-
-def describe_keys(values: BaseModel | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default, description) for every config key, from the models' docstrings:
-    the source of docs/config.md, so the reference cannot drift from the code."""
-    values = values if values is not None else Config()
-    rows: list[tuple[str, str, str]] = []
-    for name, field in type(values).model_fields.items():
-        value = getattr(values, name)
-        if isinstance(value, BaseModel):
-            rows.extend(describe_keys(value, f"{prefix}{name}."))
-            continue
-        kind = re.sub(r"<class '(\w+)'>", r"\1", str(field.annotation)).replace("typing.", "")
-        description = " ".join((field.description or "").split())
-        rows.append((f"{prefix}{name}", repr(value), f"{description} `{kind}`".strip()))
-    return rows
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # SEED-SPEC exactly: 64^3, G lr 0.0025 Adam(0.5), D lr 1e-5 Adam(0.9), batch 32, z of 200 ~ N(0, 0.33).
-    "tutorial": {"data": {"resolution": 64}},
-    # The paper's variations: batch 100, z ~ U(0, 1), D updated only below 80% accuracy.
-    "paper": {
-        "data": {"resolution": 64},
-        "batch_size": 100,
-        "latent_dist": "uniform",
-        "d_accuracy_threshold": 0.8,
-    },
-    # The tutorial's networks with the changes that made them train in docs/quality.md's
-    # ablation: D at G's learning rate (Adam 2.5e-3, beta1 0.5, ReLU), instance noise on D's
-    # inputs, G starting at the data's occupancy, an EMA of G for sampling, and a 64-d latent.
-    "reference": {
-        "data": {"resolution": 64},
-        "discriminator": {"lr": 0.0025, "beta1": 0.5, "activation": "relu"},
-        "latent_size": 64,
-        "instance_noise": 0.2,
-        "g_output_init": "occupancy",
-        "ema_decay": 0.99,
-    },
-}
-
-
-def preset(name: str, overrides: list[str] | None = None) -> Config:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}' (choose from {', '.join(sorted(PRESETS))})")
-    return Config.from_dict(apply_overrides(PRESETS[name], overrides or []))

@@ -9,12 +9,11 @@ A config alone tells only whether the source is procedural or a path; whether a 
 from __future__ import annotations
 
 from collections.abc import Set
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from voxgan.config import DataConfig
+from pydantic import BaseModel
 
 PROCEDURAL = "procedural"
+"""The embedded source's name in `data.source`, and its kind here."""
 SHAPENETS = "3D ShapeNets"
 FILES = "voxel files"
 ALL = frozenset({PROCEDURAL, SHAPENETS, FILES})
@@ -47,7 +46,7 @@ def active_keys(kinds: Set[str]) -> set[str]:
     return {key for key, applies in APPLIES_TO.items() if applies & kinds}
 
 
-def refuse_inert_keys(cfg: DataConfig, kinds: Set[str], error: type[Exception]) -> None:
+def refuse_inert_keys(cfg: BaseModel, kinds: Set[str], error: type[Exception]) -> None:
     """Raise `error` naming the first key set away from its default that acts on none of `kinds`."""
     defaults = type(cfg).model_fields
     for key in APPLIES_TO.keys() - active_keys(kinds):
