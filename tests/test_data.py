@@ -17,7 +17,7 @@ from voxgan.config import DataConfig
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.data.procedural import FAMILIES, generate_shapes
 from voxgan.data.binvox import read_binvox, write_binvox
-from voxgan.data.resample import resample
+from voxgan.data.grids import resample
 from voxgan.data.voxio import read_mat, read_volumes
 from voxgan.errors import DataError
 

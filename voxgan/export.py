@@ -13,32 +13,27 @@ import torch
 import trimesh
 from skimage.measure import marching_cubes
 
-from voxgan.metrics import largest_part
+from voxgan.metrics import THRESHOLD, as_bool, largest_part
 
 MESH_SUFFIXES = (".obj", ".stl")
 
 
-def _to_bool(volumes: np.ndarray | torch.Tensor, threshold: float = 0.5) -> np.ndarray:
-    array = volumes.detach().cpu().numpy() if isinstance(volumes, torch.Tensor) else np.asarray(volumes)
-    return array if array.dtype == bool else array > threshold
-
-
-def keep_largest_parts(volumes: np.ndarray | torch.Tensor, threshold: float = 0.5) -> np.ndarray:
+def keep_largest_parts(volumes: np.ndarray | torch.Tensor, threshold: float = THRESHOLD) -> np.ndarray:
     """Each shape's largest 26-connected part alone, as bool volumes: a clean-up for printing,
     where a shape must be one solid. Never applied before scoring: the metrics see raw samples,
     debris included (`metrics.structure_metrics`)."""
-    return np.stack([largest_part(grid) for grid in _to_bool(volumes, threshold)])
+    return np.stack([largest_part(grid) for grid in as_bool(volumes, threshold)])
 
 
-def save_npy(volumes: np.ndarray | torch.Tensor, path: str | Path, threshold: float = 0.5) -> Path:
+def save_npy(volumes: np.ndarray | torch.Tensor, path: str | Path, threshold: float = THRESHOLD) -> Path:
     """Save volumes as one bool .npy array (1 byte per voxel, loads with plain `np.load`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, _to_bool(volumes, threshold))
+    np.save(path, as_bool(volumes, threshold))
     return path
 
 
-def voxels_to_mesh(volume: np.ndarray | torch.Tensor, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def voxels_to_mesh(volume: np.ndarray | torch.Tensor, threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """Closed triangle surface of one (R, R, R) volume: (vertices (V, 3) float, faces (F, 3) int).
 
     Marching cubes (scikit-image) runs on the thresholded 0/1 volume padded by one empty voxel on
@@ -51,7 +46,7 @@ def voxels_to_mesh(volume: np.ndarray | torch.Tensor, threshold: float = 0.5) ->
     An empty volume has no surface: it raises ValueError rather than returning an empty mesh
     that would silently produce an empty file.
     """
-    occupied = _to_bool(volume, threshold)
+    occupied = as_bool(volume, threshold)
     if occupied.ndim != 3:
         raise ValueError(f"expected one volume of shape (R, R, R), got shape {occupied.shape}")
     if not occupied.any():
@@ -68,7 +63,7 @@ def voxels_to_mesh(volume: np.ndarray | torch.Tensor, threshold: float = 0.5) ->
     return vertices - 0.5, faces.astype(np.int64)
 
 
-def save_mesh(volume: np.ndarray | torch.Tensor, path: str | Path, threshold: float = 0.5) -> Path:
+def save_mesh(volume: np.ndarray | torch.Tensor, path: str | Path, threshold: float = THRESHOLD) -> Path:
     """Write the `voxels_to_mesh` surface of one volume as .obj or .stl, chosen by the suffix."""
     path = Path(path)
     if path.suffix.lower() not in MESH_SUFFIXES:

@@ -23,6 +23,7 @@ import torch
 import trimesh
 
 from voxgan.export import voxels_to_mesh
+from voxgan.metrics import THRESHOLD
 from voxgan.pictures import as_volume_batch, downsample_for_render, shrink_factor
 
 SHEET_COLUMNS = 2
@@ -51,7 +52,7 @@ def to_viewer_frame(vertices: np.ndarray, size: int) -> np.ndarray:
     return np.stack([size - vertices[:, 0], vertices[:, 2], vertices[:, 1]], axis=1)
 
 
-def sample_sheet(volumes: np.ndarray | torch.Tensor, threshold: float = 0.5) -> trimesh.Trimesh | None:
+def sample_sheet(volumes: np.ndarray | torch.Tensor, threshold: float = THRESHOLD) -> trimesh.Trimesh | None:
     """One mesh of all `volumes` ((N, R, R, R) or (N, 1, R, R, R), thresholded like the pictures),
     shape i at column i % SHEET_COLUMNS and row i // SHEET_COLUMNS of the viewer's floor. An empty
     volume leaves its place empty; None when all are empty (there is no surface to show)."""
@@ -68,7 +69,7 @@ def sample_sheet(volumes: np.ndarray | torch.Tensor, threshold: float = 0.5) -> 
     return trimesh.util.concatenate(parts) if parts else None
 
 
-def save_sample_sheet(volumes: np.ndarray | torch.Tensor, path: str | Path, threshold: float = 0.5) -> Path | None:
+def save_sample_sheet(volumes: np.ndarray | torch.Tensor, path: str | Path, threshold: float = THRESHOLD) -> Path | None:
     """Write the `sample_sheet` of `volumes` as a binary STL at `path`; nothing (None) when every
     volume is empty."""
     sheet = sample_sheet(volumes, threshold)

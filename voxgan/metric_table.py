@@ -27,14 +27,16 @@ class Metric:
     """The trainer logs it every epoch (losses.csv and TensorBoard's `train/` scalars)."""
     reported: bool = True
     """A search trial reports it at each evaluation and stores it as a user attribute."""
+    short: str = ""
+    """Its name in a search's live progress lines (empty: not shown there)."""
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("score", "minimize", "score (lower is better)", objective=True),
-    Metric("iou_1nna", "minimize", "1-NNA (0.5 ideal)", objective=True),
-    Metric("c2st_acc", "minimize", "C2ST accuracy (0.5 ideal)", objective=True),
-    Metric("iou_mmd", "minimize", "MMD, 1 - IoU (lower)", objective=True),
-    Metric("iou_cov", "maximize", "COV (higher)", objective=True),
+    Metric("score", "minimize", "score (lower is better)", objective=True, short="score"),
+    Metric("iou_1nna", "minimize", "1-NNA (0.5 ideal)", objective=True, short="1-NNA"),
+    Metric("c2st_acc", "minimize", "C2ST accuracy (0.5 ideal)", objective=True, short="C2ST"),
+    Metric("iou_mmd", "minimize", "MMD, 1 - IoU (lower)", objective=True, short="MMD"),
+    Metric("iou_cov", "maximize", "COV (higher)", objective=True, short="COV"),
     Metric("diversity", "maximize", "diversity", objective=True),
     Metric("occupancy_ratio", None, "occupancy ratio (1 ideal)"),
     Metric("part_share", "maximize", "largest-part share (real 1)", objective=True),
@@ -68,5 +70,7 @@ PER_EPOCH = tuple(m.name for m in METRICS if m.per_epoch)
 """What the trainer's logs chart per epoch."""
 SUMMARY_ROWS = tuple((m.name, m.label) for m in METRICS if m.label)
 """The search summary's rows, in order."""
+PROGRESS = tuple((m.name, m.short) for m in METRICS if m.short)
+"""What a search's progress line shows of each evaluation, in order."""
 SAMPLE_METRICS = tuple(m.name for m in METRICS if m.label and not m.per_epoch)
 """The summary's measures of the samples themselves (not of D): what seed_spread compares."""

@@ -39,13 +39,23 @@ twice this plus the bool inputs, whatever the number of shapes."""
 # ---- IoU ----------------------------------------------------------------------------------------
 
 
+THRESHOLD = 0.5
+"""Where an occupancy probability becomes a filled voxel, everywhere in voxgan."""
+
+
+def as_bool(volumes: Volumes, threshold: float = THRESHOLD) -> np.ndarray:
+    """Volumes as a bool numpy array of the same shape: bool kept, anything else > threshold."""
+    array = volumes.detach().cpu().numpy() if isinstance(volumes, torch.Tensor) else np.asarray(volumes)
+    return array if array.dtype == bool else array > threshold
+
+
 def occupancy(volumes: Volumes) -> torch.Tensor:
-    """Volumes as a (N, V) bool tensor on their own device: bool kept, anything else > 0.5."""
+    """Volumes as a (N, V) bool tensor on their own device (`as_bool`'s rule, without leaving it)."""
     tensor = volumes if isinstance(volumes, torch.Tensor) else torch.from_numpy(np.asarray(volumes))
     if tensor.ndim < 2:
         raise ValueError(f"expected volumes of shape (N, R, R, R), got shape {tuple(tensor.shape)}")
     flat = tensor.reshape(tensor.shape[0], -1)
-    return flat if flat.dtype == torch.bool else flat > 0.5
+    return flat if flat.dtype == torch.bool else flat > THRESHOLD
 
 
 def _row_chunks(n: int, size: int) -> Iterator[slice]:

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from skimage.measure import block_reduce
+
+from voxgan.metrics import THRESHOLD, as_bool
 
 RENDER_MAX_RESOLUTION = 64
 """Volumes above this are max-pooled down before meshing: the picture is a preview."""
@@ -30,14 +33,14 @@ LABEL_STRIP_INCHES = 0.3  # room above the grid for the first row's label when t
 
 def as_volume_batch(volumes: np.ndarray | torch.Tensor, threshold: float) -> np.ndarray:
     """(N, R, R, R), (N, 1, R, R, R) or one (R, R, R) volume -> (N, R, R, R) bool numpy."""
-    array = volumes.detach().cpu().numpy() if isinstance(volumes, torch.Tensor) else np.asarray(volumes)
+    array = as_bool(volumes, threshold)
     if array.ndim == 5 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4:
         raise ValueError(f"expected volumes of shape (N, R, R, R), got shape {array.shape}")
-    return array if array.dtype == bool else array > threshold
+    return array
 
 
 def shrink_factor(shape: tuple[int, ...], max_resolution: int) -> int:
@@ -51,11 +54,7 @@ def downsample_for_render(volume: np.ndarray, max_resolution: int = RENDER_MAX_R
     side. A coarse voxel is filled when any of its fine voxels is, so thin parts (chair legs) stay
     visible."""
     factor = shrink_factor(volume.shape, max_resolution)
-    if factor == 1:
-        return volume
-    padded = np.pad(volume, [(0, -size % factor) for size in volume.shape])
-    x, y, z = (size // factor for size in padded.shape)
-    return padded.reshape(x, factor, y, factor, z, factor).any(axis=(1, 3, 5))
+    return volume if factor == 1 else block_reduce(volume, factor, np.any, cval=False)
 
 
 def render_grid(
@@ -63,7 +62,7 @@ def render_grid(
     path: str | Path,
     *,
     ncols: int = 4,
-    threshold: float = 0.5,
+    threshold: float = THRESHOLD,
     title: str | None = None,
     row_labels: list[str] | None = None,
 ) -> Path:

@@ -267,8 +267,8 @@ class Trainer:
         ev = self.cfg.eval
         real_test = torch.from_numpy(evenly_spaced(self.data.test, ev.max_real))
         real_train = torch.from_numpy(evenly_spaced(self.data.train, ev.n_samples))
-        fake = self.sample(ev.n_samples, ev.seed) > 0.5
-        fake_heldout = self.sample(len(real_test), ev.seed + 1) > 0.5
+        fake = self.sample(ev.n_samples, ev.seed) > metrics.THRESHOLD
+        fake_heldout = self.sample(len(real_test), ev.seed + 1) > metrics.THRESHOLD
         if self._copy_reference is None:  # a property of the data: computed once per run
             self._copy_reference = metrics.copy_share_within(self.data.train, device=self.device)
         scores = metrics.sample_scores(fake, fake_heldout, real_test, real_train, self.data.train, self._copy_reference,

@@ -13,31 +13,26 @@ import os
 import signal
 from pathlib import Path
 
+import psutil
+
 from voxgan.errors import VoxganError
 
 RECORD = "ray-processes.json"
 
 
-def _children(pid: int) -> list[int]:
-    """Direct and indirect children of a process, read from /proc (Linux)."""
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        try:
-            tasks = Path(f"/proc/{parent}/task").iterdir()
-            kids = [int(k) for t in tasks for k in (t / "children").read_text().split()]
-        except OSError:
-            kids = []
-        found.extend(kids)
-        frontier.extend(kids)
-    return found
+def descendants(pid: int) -> list[int]:
+    """Direct and indirect children of a process (none when it is gone)."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def record(out: Path) -> None:
     """Write the ids and start times of this search's Ray processes (the driver's descendants);
     the start time tells a recorded process from a later one that reuses its id."""
     me = os.getpid()
-    pids = {pid: start_time(pid) for pid in _children(me)}
+    pids = {pid: start_time(pid) for pid in descendants(me)}
     (out / RECORD).write_text(json.dumps({"driver": [me, start_time(me)], "pids": list(pids.items())}))
 
 
@@ -46,10 +41,10 @@ def forget(out: Path) -> None:
 
 
 def start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot), None for no such process."""
+    """The process's start time (seconds since the epoch, as text), None for no such process."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        return repr(psutil.Process(pid).create_time())
+    except psutil.Error:
         return None
 
 
@@ -71,7 +66,7 @@ def stop_leftovers(out: Path) -> list[int]:
         raise VoxganError(f"{out}: another voxgan-search (pid {driver}) is running this study")
     alive = [pid for pid, start in saved["pids"] if running(pid, start)]
     ended = []
-    for pid in alive + [kid for pid in alive for kid in _children(pid)]:
+    for pid in alive + [kid for pid in alive for kid in descendants(pid)]:
         try:
             os.kill(pid, signal.SIGKILL)
             ended.append(pid)

@@ -38,10 +38,10 @@ def connect(url: str) -> optuna.storages.RDBStorage:
         missing = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
         name = missing.name or str(missing)
         hint = "pip install 'voxgan[postgres]'" if name == POSTGRES_DRIVER else "install the package that provides it"
-        raise VoxganError(f"cannot open Optuna storage {_redact(url)}: its database driver '{name}' is not "
+        raise VoxganError(f"cannot open Optuna storage {redacted(url)}: its database driver '{name}' is not "
                           f"installed ({hint})") from None
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
-        raise VoxganError(f"cannot open Optuna storage {_redact(url)}: {first_line(exc)}") from None
+        raise VoxganError(f"cannot open Optuna storage {redacted(url)}: {first_line(exc)}") from None
 
 
 def write_fast(storage: optuna.storages.BaseStorage) -> None:
@@ -64,13 +64,13 @@ def write_fast(storage: optuna.storages.BaseStorage) -> None:
     storage.engine.dispose()  # pooled connections reconnect with the settings
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a storage URL before printing it."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split(":", 1)[0]
-        rest = f"{user}:***@{rest.split('@', 1)[1]}"
-    return scheme + sep + rest
+def redacted(url: str) -> str:
+    """A storage URL fit to print: its password hidden (SQLAlchemy's own rendering); a URL
+    SQLAlchemy cannot parse is shown only when it holds no `user@` part."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url if "@" not in url else url.split("://", 1)[0] + "://***"
 
 
 def artifact_store_for(run_dir: Path) -> FileSystemArtifactStore:

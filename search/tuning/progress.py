@@ -18,6 +18,7 @@ from ray.tune import Callback
 
 from voxgan_search.records.ranking import finished_trials
 from voxgan_search.records.trial_record import CURVE_ATTR, Report, Status, final_score
+from voxgan.metric_table import PROGRESS
 
 LEGEND = ("progress: one line per evaluation; (best X) is the lowest score of any evaluation so far, "
           "intermediate ones included; 'best finished' is the lowest of trials that trained their whole budget")
@@ -53,11 +54,9 @@ class ProgressPrinter(Callback):
         report = Report.from_result(result)
         if report is None or not report.status.evaluated:
             return
-        m = report.metrics
         self.best = min(self.best, report.score)
-        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {report.kimg:>6.1f} kimg  score {report.score:.3f}  "
-                 f"1-NNA {m['iou_1nna']:.3f}  C2ST {m['c2st_acc']:.3f}  MMD {m['iou_mmd']:.3f}  "
-                 f"COV {m['iou_cov']:.2f}  (best {self.best:.3f})")
+        values = "  ".join(f"{short} {report.metrics[name]:.3f}" for name, short in PROGRESS)
+        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {report.kimg:>6.1f} kimg  {values}  (best {self.best:.3f})")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1

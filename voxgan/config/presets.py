@@ -1,4 +1,7 @@
-"""The named recipes: `voxgan-train --preset NAME`, and the recipes every study runs first."""
+"""The named recipes: `voxgan-train --preset NAME`, and the recipes every study runs first.
+
+SEED-SPEC (defined in the README) is the Keras tutorial's specification that `tutorial` restates.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A file is a text header (`#binvox 1`, `dim D D D`, `translate`, `scale`, `data`) followed by
 run-length (value, count) byte pairs with y running fastest, then z, then x (the binvox spec).
 Arrays here are indexed [x, y, z] in the file's own axes; which of them is up is not the
-format's business (see orientation.py).
+format's business (see grids.py).
 """
 
 from __future__ import annotations
@@ -71,16 +71,3 @@ def write_binvox(path: Path | str, volume: np.ndarray, translate=(0.0, 0.0, 0.0)
     header = (f"#binvox 1\ndim {size} {size} {size}\ntranslate {' '.join(map(str, translate))}\n"
               f"scale {scale}\ndata\n").encode()
     Path(path).write_bytes(header + np.stack([values, counts], axis=1).astype(np.uint8).tobytes())
-
-
-def read_volumes(path: Path | str) -> np.ndarray:
-    """(N, D, D, D) bool from any supported voxel file, chosen by its suffix."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".npy", ".npz"):
-        return read_array_file(path)
-    if suffix == ".binvox":
-        return read_binvox(path)[None]
-    if suffix == ".mat":
-        return read_mat(path)[None]
-    raise DataError(f"{path}: unsupported file type (expected one of {', '.join(VOXEL_SUFFIXES)})")

@@ -13,9 +13,8 @@ from voxgan.config import DataConfig
 from voxgan.config.data_keys import FILES, PROCEDURAL, SHAPENETS, refuse_inert_keys
 from voxgan.config.schema import SHAPENETS_ROTATIONS
 from voxgan.data.discover import find_voxel_files
-from voxgan.data.orientation import to_z_up, up_axis_of
 from voxgan.data.procedural import generate_shapes
-from voxgan.data.resample import resample
+from voxgan.data.grids import resample, to_z_up, up_axis_of
 from voxgan.data.shapenet import GRID_FOLDER, is_shapenets_tree, load_shapenets
 from voxgan.data.split import (
     extra_copies, leading_count, non_empty, seen_in, shape_ids, split_by_file, split_by_shape, test_count,

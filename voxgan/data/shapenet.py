@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxgan.data.resample import resample
+from voxgan.data.grids import resample
 from voxgan.data.voxio import read_mat
 from voxgan.config.schema import SHAPENETS_ROTATIONS
 from voxgan.errors import DataError

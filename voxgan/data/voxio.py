@@ -4,7 +4,7 @@ The format is told by the file's first bytes, not by its name: a `.npy` that is 
 archive (an .npz) is read as one, and a file that is none of them is refused by what it is.
 Every reader returns `bool` arrays and turns anything unusable into a one-line `DataError` that
 names the file; pickled objects are never loaded.
-Axis convention: arrays are indexed [x, y, z] in the file's own axes (orientation.py turns them).
+Axis convention: arrays are indexed [x, y, z] in the file's own axes (grids.py turns them).
 """
 
 from __future__ import annotations
