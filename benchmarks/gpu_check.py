@@ -14,7 +14,9 @@ Steps, each a subprocess whose failure is recorded and does not stop the others:
 
 `--dry-run` runs the same steps at tiny sizes on the CPU: the benchmark on 16^3, and the packing
 on a local Ray node that declares one logical GPU (the trials train on the CPU), so the script is
-known to work before it meets a GPU. On an H100 or H200 the whole check takes about 10 minutes.
+known to work before it meets a GPU. The whole check keeps within `--budget` (7 minutes): each
+step may take a share of the time left, and the results file is rewritten after every step, so a
+run cut short still reports what it measured. It exits 1 when any step, or any trial, failed.
 """
 
 from __future__ import annotations
@@ -77,33 +79,38 @@ def benchmark(out: Path, dry_run: bool, log: list[str], timeout: float) -> tuple
     return run([sys.executable, "benchmarks/bench.py", "--only", "training", "iou", "--out", str(out), *sizes], log, timeout)
 
 
-def packing(dry_run: bool, address: str | None, log: list[str], timeout: float) -> list[dict]:
-    """Each setting is a fresh study of `n` trials, all at once; samples/s summed over the trials."""
-    from voxgan_search.coordination.storage import open_existing_study
+def packing_row(n: int, share: float, dry_run: bool, folder: Path, address: str | None, log: list[str],
+                timeout: float) -> dict:
+    """One packing setting: a fresh study of `n` trials, all at once; samples/s summed over the
+    trials. Any trial that did not finish fails the row, with its reason: a check that counted
+    only the trials that reported would call a study of crashed trials a success."""
+    from optuna.trial import TrialState
 
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="voxgan-packing-") as folder:
-        study_file = Path(folder) / "packing.yaml"
-        study_file.write_text(yaml.safe_dump(packing_study(dry_run)))
-        for n, share in PACKING:
-            out = Path(folder) / f"run-{n}"
-            argv = [sys.executable, "-m", "voxgan_search.cli", "--study", str(study_file), "--out", str(out), "--trials", str(n),
-                    "--gpus-per-trial", f"{share:g}", "--max-concurrent", str(n), "--cpus-per-trial", "1", "--quiet",
-                    *(["--address", address] if address else [])]
-            start = time.perf_counter()
-            code, output = run(argv, log, timeout)
-            wall = time.perf_counter() - start
-            row = {"trials": n, "gpus_per_trial": share, "exit": code, "wall_s": wall}
-            if code == 0:
-                # the trials that ran (a study of fewer trials than its enqueued recipes leaves one waiting)
-                trials = [t for t in open_existing_study(None, out, None).trials if "samples_per_s" in t.user_attrs]
-                rates = [t.user_attrs.get("samples_per_s", 0.0) for t in trials]
-                row.update(aggregate_sps=sum(rates), per_trial_sps=sum(rates) / max(len(rates), 1),
-                           gpus=sorted({t.user_attrs.get("cuda_visible_devices", "?") for t in trials}))
-            else:
-                row["error"] = output.splitlines()[-1] if output else "no output"
-            rows.append(row)
-    return rows
+    from voxgan_search.coordination.storage import open_existing_study
+    from voxgan_search.records.trial_record import DEVICES_ATTR, REASON_ATTR
+
+    out = folder / f"run-{n}"
+    argv = [sys.executable, "-m", "voxgan_search.cli", "--study", str(folder / "packing.yaml"), "--out", str(out),
+            "--trials", str(n), "--gpus-per-trial", f"{share:g}", "--max-concurrent", str(n), "--cpus-per-trial", "1",
+            "--quiet", *(["--address", address] if address else [])]
+    start = time.perf_counter()
+    code, output = run(argv, log, timeout)
+    row = {"trials": n, "gpus_per_trial": share, "exit": code, "wall_s": time.perf_counter() - start}
+    # the trials that ran: a study of fewer trials than its enqueued recipes leaves one waiting
+    stored = open_existing_study(None, out, None).trials if (out / "study.db").is_file() else []
+    trials = [t for t in stored if t.state != TrialState.WAITING]
+    failed = [t for t in trials if t.state != TrialState.COMPLETE]
+    if code != 0 or failed or len(trials) < n:
+        reasons = sorted({t.user_attrs.get(REASON_ATTR, t.state.name) for t in failed})
+        row["error"] = (f"{len(failed)} of {n} trial(s) did not finish: {'; '.join(reasons)}" if failed
+                        else (output.splitlines()[-1] if output else "no output"))
+        row["exit"] = code or 1
+        return row
+    rates = [t.user_attrs["samples_per_s"] for t in trials]
+    # n trials at once: n times the mean rate (n = 1 runs its study's two recipes one after the other)
+    row.update(aggregate_sps=n * sum(rates) / len(rates), per_trial_sps=sum(rates) / len(rates),
+               gpus=sorted({t.user_attrs.get(DEVICES_ATTR, "?") for t in trials}))
+    return row
 
 
 def packing_markdown(rows: list[dict], dry_run: bool) -> list[str]:
@@ -111,7 +118,7 @@ def packing_markdown(rows: list[dict], dry_run: bool) -> list[str]:
     lines = ["", "## e. GPU packing through voxgan-search", "",
              f"Procedural {study['data']['resolution']}^3, width {study['space']['generator']['width']}, batch 32, "
              f"{study['budget']['kimg']} kimg per trial; all trials at once; aggregate = the sum of the "
-             "trials' own samples/s (last evaluation).", "",
+             "trials' own samples/s (last evaluation), i.e. trials at once x their mean.", "",
              "| trials at once | --gpus-per-trial | aggregate samples/s | per trial | CUDA_VISIBLE_DEVICES | wall |",
              "|---|---|---|---|---|---|"]
     for row in rows:
@@ -124,11 +131,56 @@ def packing_markdown(rows: list[dict], dry_run: bool) -> list[str]:
     return lines
 
 
+def results_path(dry_run: bool) -> Path:
+    """The results file when --out is not given: benchmarks/results-<gpu>.md, or for a dry run a
+    file in the temporary folder (a CPU has no GPU to name, and a rehearsal is not a result)."""
+    if dry_run:
+        return Path(tempfile.gettempdir()) / "voxgan-gpu-check-dry-run.md"
+    import torch
+
+    from benchmarks.bench import device_slug
+
+    return ROOT / "benchmarks" / f"results-{device_slug(torch.device('cuda'))}.md"
+
+
+class Results:
+    """The results file, rewritten after every step, so that a check cut short (a device
+    command's time limit) still leaves what it measured."""
+
+    def __init__(self, out: Path, bench_out: Path, dry_run: bool, log: list[str]):
+        self.out, self.bench_out, self.dry_run, self.log = out, bench_out, dry_run, log
+        self.tests = "`pytest -m gpu`: not run yet"
+        self.bench: tuple[int, str] | None = None
+        self.rows: list[dict] = []
+
+    def write(self) -> None:
+        if self.bench is None:
+            text = "# voxgan GPU check\n\nbenchmark: not run yet\n"
+        elif self.bench[0] == 0 and self.bench_out.is_file():
+            text = self.bench_out.read_text()
+        else:
+            text = f"# voxgan GPU check\n\nbenchmark failed (exit {self.bench[0]}):\n\n```\n{self.bench[1][-3000:]}\n```\n"
+        marker = text.find("<!-- bench-json")
+        body, embedded = (text[:marker], text[marker:]) if marker >= 0 else (text, "")
+        extra = packing_markdown(self.rows, self.dry_run) + [
+            "", "## f. GPU tests", "", self.tests, "",
+            "## Commands (`python -m benchmarks.gpu_check" + (" --dry-run" if self.dry_run else "") + "`)", "",
+            *[f"    {line}" for line in self.log], ""]
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.out.write_text(body.rstrip() + "\n" + "\n".join(extra) + "\n" + embedded)
+
+    @property
+    def failed(self) -> bool:
+        return (self.bench is None or self.bench[0] != 0 or len(self.rows) < len(PACKING)
+                or any(row["exit"] != 0 for row in self.rows) or "exit 0;" not in self.tests)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU, logical GPU for the packing")
-    p.add_argument("--out", type=Path, help="results file (default benchmarks/results-<gpu>.md)")
-    p.add_argument("--step-timeout", type=float, default=900, help="seconds one step may take")
+    p.add_argument("--out", type=Path, help="results file (default benchmarks/results-<gpu>.md; a dry run: a temporary file)")
+    p.add_argument("--budget", type=float, default=420, metavar="SECONDS",
+                   help="the whole check's time: each step gets a share of what is left (default 420)")
     args = p.parse_args(argv)
 
     import torch
@@ -136,29 +188,32 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run and not torch.cuda.is_available():
         print("error: no CUDA device here; use --dry-run to check the script on a CPU", file=sys.stderr)
         return 2
-    from benchmarks.bench import device_slug
+    out = args.out or results_path(args.dry_run)
+    deadline = time.monotonic() + args.budget
 
-    out = args.out or ROOT / "benchmarks" / f"results-{device_slug(torch.device('cuda'))}.md"
+    def share(fraction: float) -> float:
+        return max(30.0, (deadline - time.monotonic()) * fraction)
+
     log: list[str] = []
-    tests = gpu_tests(log, args.step_timeout)
-    code, bench_output = benchmark(out, args.dry_run, log, args.step_timeout)
-    from benchmarks.local_cluster import local_cluster
+    with tempfile.TemporaryDirectory(prefix="voxgan-gpu-check-") as folder:
+        results = Results(out, Path(folder) / "bench.md", args.dry_run, log)
+        results.write()
+        results.tests = gpu_tests(log, share(0.2))
+        results.write()
+        results.bench = benchmark(results.bench_out, args.dry_run, log, share(0.5))
+        results.write()
+        from benchmarks.local_cluster import local_cluster
 
-    with local_cluster(num_cpus=8, num_gpus=1) if args.dry_run else nullcontext(None) as address:
-        rows = packing(args.dry_run, address, log, args.step_timeout)
-
-    text = out.read_text() if code == 0 and out.is_file() else f"# voxgan GPU check\n\nbenchmark failed (exit {code}):\n\n```\n{bench_output[-3000:]}\n```\n"
-    marker = text.find("<!-- bench-json")
-    body, embedded = (text[:marker], text[marker:]) if marker >= 0 else (text, "")
-    extra = packing_markdown(rows, args.dry_run) + ["", "## f. GPU tests", "", tests, "",
-                                                    "## Commands (`python -m benchmarks.gpu_check"
-                                                    + (" --dry-run" if args.dry_run else "") + "`)", "",
-                                                    *[f"    {line}" for line in log], ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(body.rstrip() + "\n" + "\n".join(extra) + "\n" + embedded)
+        (Path(folder) / "packing.yaml").write_text(yaml.safe_dump(packing_study(args.dry_run)))
+        with local_cluster(num_cpus=8, num_gpus=1) if args.dry_run else nullcontext(None) as address:
+            for left, (n, gpus) in zip(range(len(PACKING), 0, -1), PACKING):
+                results.rows.append(packing_row(n, gpus, args.dry_run, Path(folder), address, log, share(1 / left)))
+                results.write()
     print(f"written {out}")
-    failed = code != 0 or any(row["exit"] != 0 for row in rows) or "exit 0;" not in tests
-    return 1 if failed else 0
+    if results.failed:
+        print("error: the GPU check failed: see the results file", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -58,7 +58,16 @@ def run_command(argv: list[str]) -> int:
     if settings.storage is None:
         (settings.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_summary(summary))
+    if all_failed(summary["trials"]):
+        print(f"error: every trial of study '{summary['study']}' failed (see 'failed:' above, and each trial's "
+              "fail_reason)", file=sys.stderr)
+        return 1
     return 0
+
+
+def all_failed(counts: dict[str, int]) -> bool:
+    """Whether a study's trials have all ended, every one FAILed: the run found nothing."""
+    return counts.get("FAIL", 0) > 0 and set(counts) == {"FAIL"}
 
 
 def _study_source(p: Parser) -> None:

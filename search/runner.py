@@ -64,6 +64,9 @@ class SearchSettings:
             quiet=args.quiet,
         )
         settings.check()
+        if settings.gpus_per_trial == 0 and spec.trial_config({}).device == "cuda":
+            raise VoxganError("the study's trials ask for device=cuda, but --gpus-per-trial is 0: Ray would "
+                              "give them no GPU (set --gpus-per-trial, or device auto)")
         return settings
 
     def check(self) -> None:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,17 @@ def test_without_cuda_the_real_check_refuses_in_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "error: no CUDA device here; use --dry-run to check the script on a CPU"]
     assert not (tmp_path / "x.md").exists()
+
+
+def test_a_dry_run_without_out_names_a_temporary_file_without_asking_for_a_gpu():
+    from benchmarks.gpu_check import results_path
+
+    path = results_path(dry_run=True)
+    assert path.parent == Path(tempfile.gettempdir()) and path.name == "voxgan-gpu-check-dry-run.md"
+
+
+def test_fractional_gpus_count_whole_trials():
+    from voxgan_search.tuning.tuner import whole_share
+
+    assert [whole_share(1, s) for s in (0.1, 0.125, 0.25, 0.3, 1.0)] == [10, 8, 4, 3, 1]
+    assert whole_share(8, 3) == 2

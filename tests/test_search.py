@@ -386,3 +386,17 @@ def test_a_trials_page_shows_its_sample_pictures_and_meshes_in_a_browser(searche
         wait.until(lambda _: all(colourful_share(canvas.screenshot_as_png) > 0.05 for canvas in canvases()))
         chromium.save_screenshot(str(tmp_path / "trial.png"))
         (tmp_path / "mesh.png").write_bytes(canvases()[-1].screenshot_as_png)
+
+
+def test_a_study_whose_every_trial_failed_exits_1_saying_why(tmp_path):
+    """z ~ N(0, 1e38) overflows in every trial, the recipes' included: the run found nothing,
+    and says so in its exit status and its summary's reasons."""
+    out = tmp_path / "run"
+    proc = subprocess.run([str(Path(sys.executable).parent / "voxgan-search"), "--trials", "2", "--out", str(out),
+                           "--quiet", "--set", "space.latent_std.low=1e38", "--set", "space.latent_std.high=1e38",
+                           "--set", "budget.kimg=0.1", "--set", "budget.eval_every_kimg=0.1",
+                           "--set", "budget.grace_kimg=0.1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "failed: 2 x diverged at epoch 1: loss is not finite" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: every trial of study 'default' failed")
+    assert json.loads((out / "summary.json").read_text())["trials"] == {"FAIL": 2}

@@ -203,3 +203,36 @@ def test_a_kimg_budget_stops_at_the_same_iteration_however_it_is_cut(tiny_data):
     assert len(stretches) == 2 and stretches[0].kimg < 0.1  # a pass of the 72 shapes, then the rest
     assert retrain.shapes_seen == search.shapes_seen == 160
     assert all(torch.equal(a, b) for a, b in zip(retrain.G.state_dict().values(), search.G.state_dict().values()))
+
+
+def test_the_moving_average_is_torchs_averaged_model_with_the_warm_up_to_the_bit():
+    """WarmupEMA keeps its step count on the host (no device read or copy per step); what it
+    computes is AveragedModel's update with the warm-up b = min(decay, (1 + n) / (10 + n)), bit for
+    bit, and its state loads into either."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from voxgan.ema import WarmupEMA
+
+    def warm_up(decay):
+        def update(averaged, current, n_averaged):
+            keep = torch.clamp((1 + n_averaged) / (10 + n_averaged), max=decay).to(averaged[0].dtype)
+            for a, c in zip(averaged, current):
+                a.lerp_(c, 1 - keep)
+        return update
+
+    torch.manual_seed(0)
+    G = Generator(tiny())
+    for decay in (0.5, 0.99, 0.999):
+        reference, ema = AveragedModel(G, multi_avg_fn=warm_up(decay)), WarmupEMA(G, decay)
+        moving = copy.deepcopy(G)
+        for _ in range(40):
+            with torch.no_grad():
+                for p in moving.parameters():
+                    p.add_(torch.randn_like(p) * 0.01)
+            reference.update_parameters(moving)
+            ema.update_parameters(moving)
+        expected, got = reference.state_dict(), ema.state_dict()
+        assert list(expected) == list(got) and all(torch.equal(expected[k], got[k]) for k in expected)
+        resumed = WarmupEMA(G, decay)
+        resumed.load_state_dict(got)
+        assert resumed.steps == 40

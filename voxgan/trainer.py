@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from voxgan import metrics
 from voxgan.checkpoint import read_checkpoint, write_checkpoint
@@ -29,6 +28,7 @@ from voxgan.config import Config, apply_overrides
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.data.split import evenly_spaced
 from voxgan.device import autocast_dtype, pick_device
+from voxgan.ema import WarmupEMA
 from voxgan.errors import CheckpointError, ConfigError, Diverged
 from voxgan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from voxgan.metric_table import PER_EPOCH
@@ -53,16 +53,19 @@ class Trainer:
     the held-out real shapes; `save(path)` / `Trainer.resume(path)` checkpoint and continue exactly.
     """
 
-    def __init__(self, cfg: Config, data: VoxelDataset | None = None):
+    def __init__(self, cfg: Config, data: VoxelDataset | None = None, device: torch.device | None = None):
+        """`device`: where to train, when the caller knows better than `cfg.device` (a search trial
+        runs where Ray placed it: `voxgan_search.tuning.trainable.trial_device`)."""
         self.cfg = cfg
-        self.device = pick_device(cfg.device)
+        self.device = device or pick_device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device=cuda was asked for but no CUDA device is available")
         self.data = data if data is not None else load_dataset(cfg.data)
         self.amp_dtype = autocast_dtype(cfg, self.device)
+        """Training's autocast precision (None: fp32); samples are always made in fp32."""
         self.memory_format = MEMORY_FORMAT
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        # cuDNN's autotuner stays off: it picks kernels by timing, so two runs of one config could
+        # take different kernels and different paths; the same config and seed repeat on a GPU.
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -77,7 +80,7 @@ class Trainer:
         self.g_opt = configure_optimizer(self.G, cfg.generator, self.device)
         self.d_opt = configure_optimizer(self.D, cfg.discriminator, self.device)
         # The average of G's weights that sampling, evaluation and export use (None: G itself).
-        self.G_ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(cfg.ema_decay)) if cfg.ema_decay > 0 else None
+        self.G_ema = WarmupEMA(self.G, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(cfg.seed)
         # The training set lives on the device as uint8 (1 byte a voxel); batches are indexed there.
@@ -243,8 +246,9 @@ class Trainer:
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """n occupancy-probability volumes (n, R, R, R) on the CPU from the sampling generator
-        (G's moving average when there is one); see `generate`."""
-        return generate(self.sampler, self.cfg, n, seed, self.amp_dtype)
+        (G's moving average when there is one), in fp32 as `voxgan-generate` makes them, so that
+        exported samples are the scored ones; see `generate`."""
+        return generate(self.sampler, self.cfg, n, seed)
 
     @torch.no_grad()
     def d_mean(self, volumes: torch.Tensor, chunk: int = 64) -> float:
@@ -269,9 +273,10 @@ class Trainer:
         real_train = torch.from_numpy(evenly_spaced(self.data.train, ev.n_samples))
         fake = self.sample(ev.n_samples, ev.seed) > metrics.THRESHOLD
         fake_heldout = self.sample(len(real_test), ev.seed + 1) > metrics.THRESHOLD
+        train = self.train_set.view(torch.bool)  # the copy already on the device, not another one
         if self._copy_reference is None:  # a property of the data: computed once per run
-            self._copy_reference = metrics.copy_share_within(self.data.train, device=self.device)
-        scores = metrics.sample_scores(fake, fake_heldout, real_test, real_train, self.data.train, self._copy_reference,
+            self._copy_reference = metrics.copy_share_within(train, device=self.device)
+        scores = metrics.sample_scores(fake, fake_heldout, real_test, real_train, train, self._copy_reference,
                                        c2st_epochs=ev.c2st_epochs, seed=ev.seed, device=self.device)
         scores["d_real"] = self.d_mean(real_test)
         scores["d_fake"] = self.d_mean(fake)
@@ -320,30 +325,15 @@ class Trainer:
         self._last_d_acc = state["last_d_acc"]
 
     @classmethod
-    def resume(cls, path: str | Path, overrides: list[str] | None = None, data: VoxelDataset | None = None) -> Trainer:
+    def resume(cls, path: str | Path, overrides: list[str] | None = None, data: VoxelDataset | None = None,
+               device: torch.device | None = None) -> Trainer:
         """Rebuild the run a checkpoint came from and continue where it stopped. `overrides`
         (`key=value`) may change what does not alter the networks, such as `epochs` or `device`."""
         state = read_checkpoint(path)
         cfg = Config.from_dict(apply_overrides(state["config"], overrides or []))
-        trainer = cls(cfg, data)
+        trainer = cls(cfg, data, device)
         try:
             trainer.load_state(state)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: does not fit the config it is resumed with ({exc})") from None
         return trainer
-
-
-def ema_with_warmup(decay: float):
-    """AveragedModel's update: after the n-th step, ema <- b ema + (1 - b) w with
-    b = min(decay, (1 + n) / (10 + n)) (TensorFlow's num_updates warm-up). A short run or an early
-    evaluation then sees an average of recent weights, not one still anchored at the initial ones
-    (with decay 0.999 that anchor would dominate for thousands of steps). b stays a tensor: no
-    host synchronisation per step on CUDA."""
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        keep = torch.clamp((1 + n_averaged) / (10 + n_averaged), max=decay).to(averaged[0].dtype)
-        for a, c in zip(averaged, current):
-            a.lerp_(c, 1 - keep)
-
-    return update

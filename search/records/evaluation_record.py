@@ -15,8 +15,8 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from voxgan_search.records.trial_record import (
-    CHECKPOINT_ATTR, CURVE_ATTR, DEVICES_ATTR, FOLDER_ATTR, HOST_ATTR, KIMG_ATTR, NODE_ATTR, RESUMED_ATTR, Report,
-    is_finite,
+    CHECKPOINT_ATTR, CURVE_ATTR, DEVICES_ATTR, FOLDER_ATTR, HOST_ATTR, KIMG_ATTR, NODE_ATTR, PRECISION_ATTR, RESUMED_ATTR,
+    Report, is_finite,
 )
 from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
 
@@ -56,6 +56,8 @@ class EvaluationRecord:
             self.trial.set_user_attr(HOST_ATTR, report.hostname)
         if len(self.curve) == 1 and report.cuda_visible_devices:
             self.trial.set_user_attr(DEVICES_ATTR, report.cuda_visible_devices)
+        if len(self.curve) == 1 and report.precision:
+            self.trial.set_user_attr(PRECISION_ATTR, report.precision)
         if report.start_kimg:
             self.trial.set_user_attr(RESUMED_ATTR, report.start_kimg)
         if result.get("checkpoint_dir_name"):

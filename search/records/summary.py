@@ -3,19 +3,22 @@ every metric they reported, and the checkpoints' disk use."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from voxgan.metric_table import REPORTED, SUMMARY_ROWS
-from voxgan_search.records.ranking import baseline_trial, best_trial
-from voxgan_search.records.trial_record import CHECKPOINT_ATTR, KIMG_ATTR, RECIPE_ATTRS
+from voxgan_search.records.ranking import baseline_trial, ranked_trials
+from voxgan_search.records.trial_record import CHECKPOINT_ATTR, KIMG_ATTR, REASON_ATTR, RECIPE_ATTRS
 from voxgan_search.tuning.checkpoint_store import checkpoint_size
 
 
 def summary(study: optuna.Study) -> dict:
-    """The best trial beside the tutorial baseline and the reference recipe, with every metric
-    they reported."""
-    best = best_trial(study)
+    """The best trial (None while none has finished) beside the tutorial baseline and the
+    reference recipe, with every metric they reported, and the commonest reasons trials failed."""
+    ranked = ranked_trials(study)
+    best = ranked[0] if ranked else None
 
     def describe(trial: FrozenTrial | None) -> dict | None:
         if trial is None:
@@ -32,7 +35,10 @@ def summary(study: optuna.Study) -> dict:
     counts = {state.name: 0 for state in TrialState}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] += 1
+    reasons = Counter(t.user_attrs.get(REASON_ATTR, "no reason recorded")
+                      for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     return {"study": study.study_name, "objectives": study.metric_names, "trials": {k: v for k, v in counts.items() if v},
+            "fail_reasons": dict(reasons.most_common(3)),
             "best": describe(best), **{label: describe(baseline_trial(study, label)) for label in RECIPE_ATTRS.values()},
             "checkpoints": checkpoint_disk(study)}
 
@@ -59,6 +65,8 @@ def format_summary(result: dict) -> str:
     for column, trial in zip(columns, trials):
         if trial and column != "best" and trial["state"] != "COMPLETE":
             lines.append(f"  (the {column} ended {trial['state'].lower()}: its metrics are from its last evaluation)")
+    for reason, count in result.get("fail_reasons", {}).items():
+        lines.append(f"  failed: {count} x {reason}")
     if "checkpoints" in result:
         disk = result["checkpoints"]
         lines.append(f"  checkpoints: {disk['trials']} trial(s) keep one, {disk['bytes'] / 1e6:.1f} MB on disk")

@@ -52,11 +52,13 @@ class Report:
     reason: str | None = None
     traceback: str | None = None
     cuda_visible_devices: str | None = None
+    precision: str | None = None
+    """What training ran in: fp32 or bf16 (autocast)."""
     node_id: str | None = None
     hostname: str | None = None
 
-    FIELDS = ("status", "kimg", "epoch", "start_kimg", "reason", "traceback", "cuda_visible_devices", "node_id",
-              "hostname")
+    FIELDS = ("status", "kimg", "epoch", "start_kimg", "reason", "traceback", "cuda_visible_devices", "precision",
+              "node_id", "hostname")
 
     @classmethod
     def failed(cls, status: Status, reason: str, **fields: Any) -> Report:
@@ -115,6 +117,8 @@ FOLDER_ATTR = "ray_trial_folder"
 """The Ray trial's folder in the storage path (the last run's, for a continued trial)."""
 DEVICES_ATTR = "cuda_visible_devices"
 """The GPU(s) Ray gave the trial."""
+PRECISION_ATTR = "precision"
+"""What it trained in: fp32 or bf16 (autocast)."""
 RESUMED_ATTR = "resumed_from_kimg"
 """The kimg of the checkpoint a trial continued from after an interrupted run."""
 NODE_ATTR = "ray_node_id"

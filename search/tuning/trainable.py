@@ -7,6 +7,7 @@ searcher turns that into a FAIL with the reason as a user attribute the dashboar
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import tempfile
@@ -22,7 +23,8 @@ from voxgan_search.records.trial_record import Report, Status
 from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy, mesh_name
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
-from voxgan.errors import Diverged
+from voxgan.device import precision_name
+from voxgan.errors import ConfigError, Diverged
 from voxgan.mesh_sheet import save_sample_sheet
 from voxgan.metric_table import REPORTED
 from voxgan.pictures import render_grid
@@ -32,18 +34,43 @@ MESH_SAMPLES = 4
 """The first samples of the picture, also written as one 3D mesh (`voxgan.mesh_sheet`)."""
 
 
-def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int) -> None:
+def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], threads: int,
+                gpu_share: float = 0.0) -> None:
     """Ray Tune function trainable. `config["voxgan"]` is the trial's complete voxgan `Config`
     (built by the searcher's define-by-run space); `data` comes from the object store, loaded once
     per search. Continues from a checkpoint: Ray's, or `config["resume_from"]` when the searcher
-    re-attached a trial of an interrupted run."""
+    re-attached a trial of an interrupted run. `gpu_share`: the trial's --gpus-per-trial."""
     torch.set_num_threads(threads)
+    device = None
     try:
-        train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from")), marks)
+        device = trial_device(config["voxgan"].device, ray.get_gpu_ids())
+        if device.type == "cuda" and 0 < gpu_share < 1:
+            # Ray's fractional GPUs are bookkeeping only: a trial may take no more than its share
+            torch.cuda.set_per_process_memory_fraction(gpu_share)
+        train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from"), device), marks)
     except Diverged as exc:
         tune.report(Report.failed(Status.DIVERGED, str(exc), epoch=exc.epoch, kimg=exc.kimg).as_result())
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
         tune.report(Report.failed(Status.ERROR, failure_reason(exc), traceback=traceback.format_exc()[-4000:]).as_result())
+    finally:
+        if device is not None and device.type == "cuda":
+            gc.collect()  # the trainer's tensors, then the cached blocks they leave
+            torch.cuda.empty_cache()
+
+
+def trial_device(configured: str, gpu_ids: list) -> torch.device:
+    """Where a trial trains: on the GPU(s) Ray assigned it, never on one it merely sees.
+
+    Ray (since ray-project/ray#62492) leaves CUDA_VISIBLE_DEVICES as it was for a trial that
+    asks for no GPU, so `torch.cuda.is_available()` says nothing about what the trial may use. A
+    trial with no GPU ids runs on the CPU under `device: auto` and is refused under `device:
+    cuda`; with ids, Ray has narrowed CUDA_VISIBLE_DEVICES to them, so cuda:0 is the first."""
+    if configured == "cpu" or (configured == "auto" and not gpu_ids):
+        return torch.device("cpu")
+    if not gpu_ids:
+        raise ConfigError("device=cuda, but Ray gave this trial no GPU: set --gpus-per-trial (or "
+                          "resources.gpus_per_trial) above 0")
+    return torch.device("cuda")
 
 
 def train_and_evaluate(trainer: Trainer, marks: list[float]) -> None:
@@ -68,20 +95,20 @@ def failure_reason(exc: Exception) -> str:
     torch raises OutOfMemoryError on CUDA, but a plain RuntimeError from its CPU allocator, and
     Python a MemoryError, so the type alone does not tell."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or any(m in first for m in CPU_OOM_MARKERS):
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(m in first for m in CPU_OOM_MARKERS):
         return f"out of memory: {first or type(exc).__name__}"
     return f"{type(exc).__name__}: {first}"
 
 
-def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None) -> Trainer:
+def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None, device: torch.device) -> Trainer:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         if resume_from and is_file(resume_from):  # in the storage path: a shared folder or a URI
             with local_copy(resume_from) as path:
-                return Trainer.resume(path, data=data)
-        return Trainer(cfg, data)
+                return Trainer.resume(path, data=data, device=device)
+        return Trainer(cfg, data, device)
     with checkpoint.as_directory() as folder:
-        return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data)
+        return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data, device=device)
 
 
 def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg: float) -> None:
@@ -92,7 +119,7 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
     last_epoch = trainer.history[-1]
     report = Report(Status.FINISHED if finished else Status.RUNNING,
                     {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED},
-                    kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg,
+                    kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, precision=precision_name(trainer.amp_dtype),
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                     node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
     with tempfile.TemporaryDirectory() as folder:

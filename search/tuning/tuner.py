@@ -3,6 +3,7 @@ searcher on the study, and the progress printer."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -30,14 +31,20 @@ def make_scheduler(spec: StudySpec) -> TrialScheduler:
                          reduction_factor=spec.budget.reduction_factor)
 
 
+def whole_share(available: float, per_trial: float) -> int:
+    """How many trials of `per_trial` fit in `available`, robust to binary fractions: 1 // 0.1 is
+    9.0 in floating point, while ten trials of 0.1 GPU fit on one GPU (Ray counts in 1/10000ths)."""
+    return math.floor(round(available / per_trial, 4))
+
+
 def trials_at_once(cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None) -> int:
     """How many trials the Ray cluster can run at once, capped by --max-concurrent."""
     import ray
 
     resources = ray.cluster_resources()
-    slots = int(resources.get("CPU", 1) // cpus_per_trial)
+    slots = whole_share(resources.get("CPU", 1), cpus_per_trial)
     if gpus_per_trial > 0:
-        slots = min(slots, int(resources.get("GPU", 0) // gpus_per_trial))
+        slots = min(slots, whole_share(resources.get("GPU", 0), gpus_per_trial))
     return max(1, min(slots, max_concurrent or slots))
 
 
@@ -56,7 +63,8 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, driver: Driver, data: Voxe
     # At most every trial of the study once; the searcher says FINISHED when the queue is empty.
     most = len(opened.study.get_trials(deepcopy=False))
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial))),
+        tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial)),
+                             gpu_share=gpus_per_trial),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
     return tune.Tuner(
@@ -64,7 +72,10 @@ def build_tuner(spec: StudySpec, opened: OpenedStudy, driver: Driver, data: Voxe
         tune_config=tune.TuneConfig(
             search_alg=searcher, scheduler=make_scheduler(spec), num_samples=most,
             max_concurrent_trials=max_concurrent,
-            trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True,
+            # A CPU trial reuses its worker (a process start saved per trial); a GPU trial gets a
+            # fresh one, so that no cached memory, memory cap or failed CUDA context of one trial
+            # is left to the next.
+            trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=gpus_per_trial == 0,
         ),
         run_config=tune.RunConfig(
             # A trial whose process or node dies ends ERROR (FAIL in the study), not re-run: the

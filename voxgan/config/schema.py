@@ -221,7 +221,9 @@ class Config(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto: CUDA when there is one."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """auto: bf16 autocast on CUDA, fp32 on CPU."""
+    """auto: bf16 autocast on a CUDA GPU with fast bf16 (compute capability 8.0 and later), fp32
+    elsewhere; samples are always made in fp32. The precision a search trial trained in is its
+    `precision` attribute."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="before")
