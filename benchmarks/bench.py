@@ -206,27 +206,24 @@ def bench_training(resolution: int, batch: int, iters: int, repeats: int, device
     """Samples/s of the plain fp32 reference and of voxgan's Trainer over epochs of `iters` iterations."""
     from voxgan.config import preset
     from voxgan.data import VoxelDataset
+    from voxgan.device import precision_name
     from voxgan.trainer import Trainer
 
     volumes = random_volumes(iters * batch, resolution, 0.1, seed=resolution + batch)
     samples = iters * batch
 
-    # (a) the reference first, under PyTorch's default backend settings (the Trainer turns on
-    # cudnn.benchmark globally, so it is reset here).
-    saved_benchmark = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = False
+    # (a) the reference first, under PyTorch's default backend settings (the Trainer's too).
     ref = ReferenceLoop(resolution, batch, torch.from_numpy(volumes).float().to(device), device)
     ref_times = timed(ref.epoch, device, repeats)
     del ref
     free_memory(device)
-    torch.backends.cudnn.benchmark = saved_benchmark
 
     # (b) voxgan's Trainer at the tutorial preset (auto device and precision: bf16 on CUDA; channels_last_3d on both).
     cfg = preset("tutorial", [f"data.resolution={resolution}", f"batch_size={batch}", f"device={device.type}"])
     data = VoxelDataset(train=volumes, test=volumes[:2], name="synthetic")
     trainer = Trainer(cfg, data)
     trainer_times = timed(trainer.train_epoch, device, repeats)
-    precision = f"{trainer.amp_dtype}".replace("torch.", "") if trainer.amp_dtype else "fp32"
+    precision = precision_name(trainer.amp_dtype)
     del trainer
     free_memory(device)
 
@@ -237,6 +234,43 @@ def bench_training(resolution: int, batch: int, iters: int, repeats: int, device
         "reference_sps": ref_sps, "voxgan_sps": voxgan_sps, "ratio": voxgan_sps / ref_sps,
         "reference_times": ref_times, "voxgan_times": trainer_times, "voxgan_precision": precision,
     }
+
+
+# ---- g. training precision ------------------------------------------------------------------------
+
+
+def bench_precision(kimg: float, seeds: list[int], device: torch.device) -> dict:
+    """fp32 against bf16 autocast on this device, for the default study's reference recipe: time
+    per kimg and the score after `kimg`, seed-paired (each seed trains both ways, one after the
+    other, on the same data), so that a speed-up is weighed against what it does to the shapes."""
+    from voxgan.config import Config, apply_overrides
+    from voxgan.data import load_dataset
+    from voxgan.trainer import Trainer
+    from voxgan_search.study.space import baseline_config_values
+    from voxgan_search.study.spec import load_study
+
+    spec = load_study("default")
+    base = spec.trial_config(baseline_config_values(spec.space, "reference")).to_dict()
+    data = load_dataset(spec.data)
+    runs = []
+    for seed in seeds:
+        for precision in ("fp32", "bf16"):
+            cfg = Config.from_dict(apply_overrides(base, [f"precision={precision}", f"seed={seed}", f"device={device.type}"]))
+            trainer = Trainer(cfg, data)
+            start = time.perf_counter()
+            trainer.train_to_kimg(kimg)
+            seconds = time.perf_counter() - start
+            runs.append({"seed": seed, "precision": precision, "s_per_kimg": seconds / kimg,
+                         "score": trainer.evaluate()["score"]})
+            print(f"    seed {seed} {precision}: {seconds / kimg:.2f} s/kimg, score {runs[-1]['score']:.3f}", flush=True)
+    by = {p: [r for r in runs if r["precision"] == p] for p in ("fp32", "bf16")}
+    speed = [a["s_per_kimg"] / b["s_per_kimg"] for a, b in zip(by["fp32"], by["bf16"])]
+    diffs = [b["score"] - a["score"] for a, b in zip(by["fp32"], by["bf16"])]
+    return {"kimg": kimg, "seeds": seeds, "runs": runs,
+            "s_per_kimg": {p: statistics.median(r["s_per_kimg"] for r in rows) for p, rows in by.items()},
+            "score_mean": {p: statistics.mean(r["score"] for r in rows) for p, rows in by.items()},
+            "score_std": {p: statistics.stdev(r["score"] for r in rows) if len(rows) > 1 else 0.0 for p, rows in by.items()},
+            "speedup_median": statistics.median(speed), "score_diffs": diffs}
 
 
 # ---- b. the IoU matrix ---------------------------------------------------------------------------
@@ -371,7 +405,7 @@ def bench_output_layer(repeats: int, device: torch.device) -> list[dict]:
 # ---- report ---------------------------------------------------------------------------------------
 
 
-SECTIONS = ["training", "iou", "chairs", "search", "output"]
+SECTIONS = ["training", "iou", "chairs", "search", "output", "precision"]
 
 
 def previous_results(path: Path) -> dict | None:
@@ -444,6 +478,20 @@ def markdown(results: dict) -> str:
             lines.append(f"| {row['channels']}@{row['grid']}^3 | {row['batch']} | {row['onednn_ms']:.2f} | {row['aten_ms']:.2f} | {row['ratio']:.2f}x |")
     else:
         lines.append("not run")
+    lines += ["", "## g. Training precision: fp32 against bf16 autocast", ""]
+    if results.get("precision"):
+        r = results["precision"]
+        lines += [f"The default study's reference recipe (procedural 16^3), {r['kimg']:g} kimg, seeds "
+                  f"{', '.join(map(str, r['seeds']))}, each seed both ways one after the other.", "",
+                  "| seed | fp32 s/kimg | bf16 s/kimg | fp32 score | bf16 score |", "|---|---|---|---|---|"]
+        for seed in r["seeds"]:
+            a, b = (next(x for x in r["runs"] if x["seed"] == seed and x["precision"] == p) for p in ("fp32", "bf16"))
+            lines.append(f"| {seed} | {a['s_per_kimg']:.2f} | {b['s_per_kimg']:.2f} | {a['score']:.3f} | {b['score']:.3f} |")
+        lines += ["", f"Median speed-up of bf16: {r['speedup_median']:.2f}x; score {r['score_mean']['fp32']:.3f} ± "
+                  f"{r['score_std']['fp32']:.3f} (fp32) against {r['score_mean']['bf16']:.3f} ± {r['score_std']['bf16']:.3f} "
+                  f"(bf16); seed-paired differences (bf16 - fp32): {', '.join(f'{d:+.3f}' for d in r['score_diffs'])}."]
+    else:
+        lines.append("not run")
     lines += ["", f"<!-- bench-json {json.dumps(results, default=str)} -->", ""]
     return "\n".join(lines)
 
@@ -465,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iou-size", type=int, default=1000, metavar="N", help="shapes on each side of the IoU matrix")
     p.add_argument("--iou-resolution", type=int, default=64, metavar="R", help="grid of the IoU matrix's shapes")
     p.add_argument("--peak-tflops", type=float, help="bf16 peak of the device, TFLOP/s (default: 989 for an H200, 835 for an H200 NVL)")
+    p.add_argument("--precision-kimg", type=float, default=4.0, help="kimg of each precision run (default 4)")
+    p.add_argument("--precision-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the precision runs")
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections not to run")
     p.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
     p.add_argument("--append", action="store_true",
@@ -516,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         if "training" not in args.skip:  # rows of other configurations stay
             results["training"] = previous.get("training", [])
         kept = {"training": ["training"], "iou": ["iou"], "chairs": ["chairs", "chairs_note"], "search": ["search", "search_note"],
-                "output": ["output"]}
+                "output": ["output"], "precision": ["precision"]}
         for section in args.skip:
             for key in kept[section]:
                 if key in previous:
@@ -551,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     if "output" not in args.skip:
         print("  G's output layer: oneDNN against ATen ...", flush=True)
         results["output"] = bench_output_layer(5, device)
+    if "precision" not in args.skip:
+        print(f"  precision: fp32 against bf16, {args.precision_kimg:g} kimg x seeds {args.precision_seeds} ...", flush=True)
+        results["precision"] = bench_precision(args.precision_kimg, args.precision_seeds, device)
 
     text = markdown(results)
     print()
