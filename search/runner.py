@@ -23,6 +23,7 @@ from voxgan_search.coordination.opening import OpenedStudy, check_folder, open_s
 from voxgan_search.coordination.ray_session import quiet_ray
 from voxgan_search.records.summary import summary
 from voxgan_search.study.spec import StudySpec
+from voxgan.cli import make_output_folder
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.errors import VoxganError
 
@@ -102,7 +103,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     driver = Driver.this_process()
     opened = open_study(spec, out, settings.storage, settings.resume, settings.trials, driver)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_output_folder(out)
         if not settings.quiet:
             print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
             print(f"{opening_line(spec.name, out, opened)}; checkpoints in {settings.storage_path}", file=sys.stderr)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -19,7 +22,7 @@ from voxgan.config import PRESETS, Config, apply_overrides, preset
 from voxgan.errors import Diverged, VoxganError
 from voxgan.runlog import RunLog
 from voxgan.checkpoint import load_generator
-from voxgan.sampling import generate as generate_volumes
+from voxgan.sampling import generate_chunks
 from voxgan.trainer import Trainer
 
 EXIT_USAGE = 2
@@ -27,11 +30,24 @@ EXIT_DIVERGED = 3
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line and exit 2 (argparse prints usage as well by default)."""
+    """argparse whose errors are one line and exit 2 (argparse prints usage as well by default),
+    and whose `key=value` overrides may come anywhere, before or after the options."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """Like argparse's, except that `key=value` words after an option (`--out DIR epochs=2`)
+        join the `overrides` positional instead of being 'unrecognized arguments'."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        keys = [word for word in extra if "=" in word and not word.startswith("-")]
+        unknown = [word for word in extra if word not in keys]
+        if unknown or (keys and not hasattr(parsed, "overrides")):
+            self.error(f"unrecognized arguments: {' '.join(unknown or keys)}")
+        if keys:
+            parsed.overrides = [*parsed.overrides, *keys]
+        return parsed
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
@@ -44,6 +60,23 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`voxgan-data show ... | head`): Python's documented way to exit
+        # quietly, pointing stdout at devnull so that the interpreter's final flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def make_output_folder(out: Path) -> Path:
+    """Create `out` (and its parents) or say in one line why it cannot be created or written
+    (`/proc/x`, a read-only disk, a file in the way)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VoxganError(f"{out}: cannot create this output folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise VoxganError(f"{out}: this output folder is not writable")
+    return out
 
 
 def refuse_nonempty(out: Path, what: str) -> None:
@@ -94,7 +127,7 @@ def train_main(argv: list[str] | None = None) -> int:
     else:
         refuse_nonempty(out, "this run")
         trainer = Trainer(load_config(args))
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     trainer.cfg.save(out / "config.yaml")
     print(f"training on {trainer.device}\n{trainer.data.summary.text()}", file=sys.stderr)
 
@@ -148,6 +181,10 @@ def generate_parser() -> Parser:
     return p
 
 
+PAGE = 64
+"""Samples drawn in `samples.png` at most: a page a person can look at; the .npy has them all."""
+
+
 def generate_main(argv: list[str] | None = None) -> int:
     args = generate_parser().parse_args(argv)
     if args.n < 1:
@@ -156,26 +193,47 @@ def generate_main(argv: list[str] | None = None) -> int:
         raise VoxganError("--threshold must be between 0 and 1")
     refuse_nonempty(args.out, "the samples")
     G, cfg = load_generator(args.checkpoint, device=args.device)
+    refuse_too_many(args.n, cfg.data.resolution, args.out)
     # Imported once the input is accepted: matplotlib writes its font cache under $HOME on import.
-    from voxgan.export import keep_largest_parts, save_mesh, save_npy
+    from voxgan.export import keep_largest_parts, save_mesh
     from voxgan.pictures import render_grid
 
-    volumes = (generate_volumes(G, cfg, args.n, args.seed) > args.threshold).numpy()
-    kept = ""
-    if args.largest_part:
-        whole = keep_largest_parts(volumes)
-        kept = f" (largest parts only: {whole.sum() / max(volumes.sum(), 1):.1%} of the voxels kept)"
-        volumes = whole
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_npy(volumes, args.out / "samples.npy")
-    render_grid(volumes, args.out / "samples.png")
-    if args.mesh:
-        for i, volume in enumerate(volumes):
-            if volume.any():
-                save_mesh(volume, args.out / f"shape_{i:03d}.obj")
-                save_mesh(volume, args.out / f"shape_{i:03d}.stl")
+    make_output_folder(args.out)
+    size = cfg.data.resolution
+    volumes = np.lib.format.open_memmap(args.out / "samples.npy", mode="w+", dtype=bool, shape=(args.n, size, size, size))
+    raw_voxels = kept_voxels = 0
+    done = 0
+    with tqdm(total=args.n, desc="sampling", unit="shape", disable=args.n <= PAGE, file=sys.stderr) as bar:
+        for chunk in generate_chunks(G, cfg, args.n, args.seed):
+            shapes = (chunk > args.threshold).numpy()
+            if args.largest_part:
+                raw_voxels += int(shapes.sum())
+                shapes = keep_largest_parts(shapes)
+                kept_voxels += int(shapes.sum())
+            volumes[done:done + len(shapes)] = shapes
+            if args.mesh:
+                for i, volume in enumerate(shapes, start=done):
+                    if volume.any():
+                        save_mesh(volume, args.out / f"shape_{i:03d}.obj")
+                        save_mesh(volume, args.out / f"shape_{i:03d}.stl")
+            done += len(shapes)
+            bar.update(len(shapes))
+    volumes.flush()
+    render_grid(np.asarray(volumes[:PAGE]), args.out / "samples.png",
+                title=f"the first {PAGE} of {args.n} samples" if args.n > PAGE else None)
+    kept = f" (largest parts only: {kept_voxels / max(raw_voxels, 1):.1%} of the voxels kept)" if args.largest_part else ""
     print(f"wrote {args.n} shapes to {args.out}{kept}")
     return 0
+
+
+def refuse_too_many(n: int, resolution: int, out: Path) -> None:
+    """Refuse an --n whose samples.npy (one byte per voxel) cannot fit on the disk that holds --out."""
+    needed = n * resolution ** 3
+    existing = next(parent for parent in (out, *out.parents) if parent.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise VoxganError(f"--n {n}: {n} shapes at {resolution}^3 need {needed / 1e9:.1f} GB for samples.npy and "
+                          f"{existing} has {free / 1e9:.1f} GB free; ask for fewer")
 
 
 def train() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxgan.cli import Parser, refuse_nonempty, run_cli
+from voxgan.cli import Parser, make_output_folder, refuse_nonempty, run_cli
 from voxgan.config import Config, apply_overrides
 from voxgan.data import load_dataset
 from voxgan.errors import VoxganError
@@ -42,6 +42,8 @@ def show_main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         raise VoxganError("--n must be at least 1")
     overrides = [f"data.{item}" if not item.startswith("data.") else item for item in args.overrides]
+    if any(item.split("=", 1)[0] == "data.source" for item in overrides):
+        raise VoxganError("the source is the SOURCE argument of voxgan-data show; remove source=")
     cfg = Config.from_dict(apply_overrides({"data": {"source": args.source}}, overrides)).data
     refuse_nonempty(args.out, "the picture")
     data = load_dataset(cfg)
@@ -53,7 +55,7 @@ def show_main(argv: list[str] | None = None) -> int:
     train, test = evenly_spaced(data.train, args.n), evenly_spaced(data.test, args.n)
     ncols = min(8, max(len(train), len(test)))
     rows = [np.concatenate([part, np.zeros((-len(part) % ncols, *part.shape[1:]), bool)]) for part in (train, test)]
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(args.out)
     path = render_grid(np.concatenate(rows), args.out / PICTURE, ncols=ncols,
                        title=f"{data.name}: {len(train)} of {len(data.train)} training shapes (top), "
                              f"{len(test)} of {len(data.test)} test shapes (bottom)")

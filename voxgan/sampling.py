@@ -3,6 +3,8 @@ weights and a seed, the same in training, evaluation and `voxgan-generate`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from voxgan.config import Config
@@ -17,18 +19,25 @@ def sample_latent(cfg: Config, n: int, generator: torch.Generator) -> torch.Tens
     return torch.randn(shape, generator=generator, device=generator.device) * cfg.latent_std
 
 
-@torch.no_grad()
 def generate(G: Generator, cfg: Config, n: int, seed: int, amp_dtype: torch.dtype | None = None, chunk: int = 64) -> torch.Tensor:
     """n occupancy-probability volumes (n, R, R, R) on the CPU, a pure function of the weights
     and seed. G runs in eval mode (batch norm uses its running statistics), as at test time."""
+    return torch.cat(list(generate_chunks(G, cfg, n, seed, amp_dtype, chunk)))
+
+
+@torch.no_grad()
+def generate_chunks(G: Generator, cfg: Config, n: int, seed: int, amp_dtype: torch.dtype | None = None,
+                    chunk: int = 64) -> Iterator[torch.Tensor]:
+    """`generate`'s volumes `chunk` at a time, so that many samples never need to fit in memory
+    at once; concatenated they are exactly `generate`'s."""
     device = next(G.parameters()).device
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     was_training = G.training
     G.eval()
-    out = []
-    for start in range(0, n, chunk):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            out.append(G(sample_latent(cfg, min(chunk, n - start), gen)).float().squeeze(1).cpu())
-    G.train(was_training)
-    return torch.cat(out)
+    try:
+        for start in range(0, n, chunk):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                yield G(sample_latent(cfg, min(chunk, n - start), gen)).float().squeeze(1).cpu()
+    finally:
+        G.train(was_training)

@@ -25,6 +25,7 @@ from voxgan_search.coordination.slots import is_open_slot, settle_total, waiting
 from voxgan_search.study.space import baseline
 from voxgan_search.coordination.storage import DB_NAME, connect, create_or_load, storage_url, write_fast
 from voxgan_search.study.spec import StudySpec
+from voxgan.cli import make_output_folder
 from voxgan.errors import VoxganError
 
 
@@ -61,7 +62,7 @@ def open_study(spec: StudySpec, out: Path, storage_arg: str | None, resume: bool
     """The study this run continues or starts, with this driver registered on it, its sampler
     seeded, its baseline and the rest of `trials` enqueued."""
     if storage_arg is None:
-        out.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+        make_output_folder(out)  # the default SQLite file lives there
     storage = connect(storage_url(storage_arg, out))
     study, created = create_or_load(storage, spec.name, spec.directions, spec.objectives, None, resume)
     write_fast(storage)

@@ -33,6 +33,8 @@ APPLIES_TO: dict[str, frozenset[str]] = {
     "families": frozenset({PROCEDURAL}),
     "seed": frozenset({PROCEDURAL, FILES}),
     "cache_dir": frozenset({SHAPENETS}),
+    "classes": frozenset({FILES}),
+    "class_names": frozenset({FILES}),
 }
 
 

@@ -84,6 +84,12 @@ class DataConfig(_Strict):
     seed: int = 0
     """Procedural source: the shapes are a pure function of this seed; file sources: seeds the
     random train/test split."""
+    classes: list[int] | None = None
+    """Labelled files (an .npz with y_train / y_test): keep only shapes of these class indices,
+    e.g. [2] for ModelNet10's chairs; None keeps every class."""
+    class_names: list[str] | None = None
+    """Labelled files: a name for each class index, in order (ModelNet10: bathtub, bed, chair,
+    ...); None shows the indices."""
     cache_dir: str | None = None
     """3D ShapeNets source: where preprocessed arrays are cached; default $VOXGAN_CACHE or
     ~/.cache/voxgan."""
@@ -94,6 +100,13 @@ class DataConfig(_Strict):
         if not rotations or any(n not in SHAPENETS_ROTATIONS for n in rotations):
             raise ValueError(f"rotations must be a non-empty list of numbers from 1 to {len(SHAPENETS_ROTATIONS)}")
         return sorted(set(rotations))
+
+    @field_validator("classes")
+    @classmethod
+    def _class_indices(cls, classes: list[int] | None) -> list[int] | None:
+        if classes is not None and (not classes or min(classes) < 0):
+            raise ValueError("classes must be a non-empty list of class indices (0, 1, ...)")
+        return None if classes is None else sorted(set(classes))
 
     @model_validator(mode="after")
     def _keys_act_on_the_source(self) -> DataConfig:

@@ -33,7 +33,7 @@ def decode_binvox(raw: bytes, path: Path | str) -> np.ndarray:
     [x, z, y] run order is transposed, no axis is turned."""
     if not raw.startswith(MAGIC):
         raise DataError(f"{path}: not a binvox file (no '#binvox' header)")
-    dims, offset = None, 0
+    dims, offset, ended = None, 0, False
     for _ in range(16):
         end = raw.find(b"\n", offset)
         if end < 0:
@@ -42,17 +42,23 @@ def decode_binvox(raw: bytes, path: Path | str) -> np.ndarray:
         if line.startswith(b"dim"):
             dims = tuple(int(d) for d in line.split()[1:] if d.isdigit())
         elif line == b"data":
+            ended = True
             break
-    else:
-        raise DataError(f"{path}: binvox header has no 'data' line")
-    if dims is None or len(dims) != 3 or len(set(dims)) != 1 or dims[0] < 2:
-        raise DataError(f"{path}: binvox header needs a cubic 'dim D D D' line, got {dims}")
+    if not ended:
+        cut = " (the file is cut short)" if raw.find(b"\n", offset) < 0 else ""
+        raise DataError(f"{path}: binvox header has no 'data' line{cut}")
+    if dims is None:
+        raise DataError(f"{path}: binvox header has no 'dim D D D' line")
+    if len(dims) != 3 or len(set(dims)) != 1 or dims[0] < 2:
+        raise DataError(f"{path}: binvox header needs a cubic 'dim D D D' line, got dim {' '.join(map(str, dims))}")
     pairs = np.frombuffer(raw, np.uint8, offset=offset)
     if pairs.size % 2:
         raise DataError(f"{path}: binvox data is not a sequence of (value, count) pairs")
     values = np.repeat(pairs[0::2], pairs[1::2])
     if values.size != np.prod(dims):
-        raise DataError(f"{path}: binvox data holds {values.size} voxels, header says {dims}")
+        cut = ", the file is cut short" if values.size < np.prod(dims) else ""
+        raise DataError(f"{path}: binvox data holds {values.size} voxels where the header's dim "
+                        f"{' '.join(map(str, dims))} needs {np.prod(dims)}{cut}")
     return to_binary(values, path).reshape(dims).transpose(0, 2, 1).copy()
 
 

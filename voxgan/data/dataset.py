@@ -14,13 +14,13 @@ from voxgan.config.data_keys import FILES, PROCEDURAL, SHAPENETS, refuse_inert_k
 from voxgan.config.schema import SHAPENETS_ROTATIONS
 from voxgan.data.discover import find_voxel_files
 from voxgan.data.procedural import generate_shapes
-from voxgan.data.grids import resample, to_z_up, up_axis_of
+from voxgan.data.grids import is_whole_factor, resample, to_z_up, up_axis_of
 from voxgan.data.shapenet import GRID_FOLDER, is_shapenets_tree, load_shapenets
 from voxgan.data.split import (
     extra_copies, leading_count, non_empty, seen_in, shape_ids, split_by_file, split_by_shape, test_count,
 )
 from voxgan.data.summary import MAX_ROWS, DataSummary, disjoint_note, group_table, occupancy
-from voxgan.data.voxio import ONE_SHAPE_SUFFIXES, VOXEL_SUFFIXES, read_voxel_file, voxel_suffix
+from voxgan.data.voxio import ONE_SHAPE_SUFFIXES, VOXEL_SUFFIXES, VoxelFile, read_voxel_file, voxel_suffix
 from voxgan.errors import DataError
 
 
@@ -33,6 +33,11 @@ class VoxelDataset:
     name: str
     summary: DataSummary | None = field(default=None, repr=False)
     """How the shapes were read, split and cleaned; a bare count for arrays given directly."""
+    train_labels: np.ndarray | None = field(default=None, repr=False)
+    """(N,) class index of each training shape, for labelled sources; else None."""
+    test_labels: np.ndarray | None = field(default=None, repr=False)
+    class_names: list[str] = field(default_factory=list)
+    """The name of each class index of a labelled source."""
 
     def __post_init__(self) -> None:
         self.train = np.ascontiguousarray(self.train, dtype=bool)
@@ -49,6 +54,10 @@ class VoxelDataset:
     @property
     def resolution(self) -> int:
         return self.train.shape[1]
+
+    @property
+    def labelled(self) -> bool:
+        return self.train_labels is not None
 
 
 @dataclass
@@ -91,7 +100,12 @@ def load_dataset(cfg: DataConfig) -> VoxelDataset:
     if voxel_suffix(path) in ONE_SHAPE_SUFFIXES:
         raise DataError(f"{path}: a {voxel_suffix(path)} file holds one shape and a train/test split needs at "
                         f"least 2; use the folder that holds the {voxel_suffix(path)} files as data.source")
-    return _voxel_files([path], path.parent, cfg, "")
+    if cfg.pattern != "*":
+        raise DataError(f"data.pattern={cfg.pattern} chooses files of a folder and {path} is one file; remove it")
+    file = read_voxel_file(path)
+    if file.split_keys:
+        return _split_file(path, file, cfg)
+    return _voxel_files([path], path.parent, cfg, "", {path: file})
 
 
 def refuse_inside_shapenets_tree(path: Path) -> None:
@@ -130,32 +144,150 @@ def _shapenets(root: Path, cfg: DataConfig) -> VoxelDataset:
                   grids="30^3 .mat files", up=_up_text({"mat": up}, cfg.up_axis))
 
 
-def _voxel_files(files: list[Path], root: Path, cfg: DataConfig, ignored: str) -> VoxelDataset:
-    """Shapes of voxel files, split by shape (default) or by file, at random with data.seed."""
+def _voxel_files(files: list[Path], root: Path, cfg: DataConfig, ignored: str,
+                 read: dict[Path, VoxelFile] | None = None) -> VoxelDataset:
+    """Shapes of voxel files, split by shape (default) or by file, at random with data.seed.
+
+    The split is drawn over the shapes as stored, before they are turned and resampled, so that
+    a source has the same test shapes at every resolution and up axis."""
+    if cfg.classes is not None or cfg.class_names is not None:
+        raise DataError(f"{root if len(files) > 1 else files[0]}: has no class labels (an .npz with y_train / "
+                        f"y_test has them); remove data.classes and data.class_names")
     labels = sorted({_label(file.relative_to(root), len(files)) for file in files})
-    volumes, file_of, ups, sizes = [], [], {}, Counter()
-    for index, file in enumerate(files):
-        stored, fmt = read_voxel_file(file)
-        ups[fmt] = up_axis_of(fmt, cfg.up_axis)
-        sizes[stored.shape[1]] += len(stored)
-        volumes.append(resample(to_z_up(stored, ups[fmt]), cfg.resolution))
-        file_of.append(np.full(len(stored), index))
-    file_index = np.concatenate(file_of)
+    volumes, file_of, ids, ups, sizes = [], [], [], {}, Counter()
+    for index, path in enumerate(files):
+        file = (read or {}).get(path) or read_voxel_file(path)
+        if file.split_keys:
+            raise DataError(f"{path}: holds its own train/test split or labels (X_train ...); use it alone as "
+                            f"data.source")
+        ups[file.fmt] = up_axis_of(file.fmt, cfg.up_axis)
+        sizes[file.volumes.shape[1]] += len(file.volumes)
+        ids.append(shape_ids(file.volumes))
+        volumes.append(resample(to_z_up(file.volumes, ups[file.fmt]), cfg.resolution))
+        file_of.append(np.full(len(file.volumes), index))
+    file_index, ids = np.concatenate(file_of), np.concatenate(ids)
     group_of_file = np.array([labels.index(_label(file.relative_to(root), len(files))) for file in files])
     everything = Grouped(np.concatenate(volumes), group_of_file[file_index])
-    kept = non_empty(everything.volumes)
-    everything, file_index = everything.take(kept), file_index[kept]
     source = root if len(files) > 1 else files[0]
+    kept = non_empty(everything.volumes)
+    refuse_all_empty(kept, source)
+    everything, file_index, ids = everything.take(kept), file_index[kept], ids[kept]
     if cfg.split == "files":
         is_test = split_by_file(file_index, len(files), cfg.test_fraction, cfg.seed, source)
         split = f"whole files at random (data.split=files, seed {cfg.seed}, test_fraction {cfg.test_fraction})"
     else:
-        is_test = split_by_shape(shape_ids(everything.volumes), cfg.test_fraction, cfg.seed, source)
-        split = f"each distinct shape at random (seed {cfg.seed}, test_fraction {cfg.test_fraction})"
-    grids = ", ".join(f"{size}^3 ({count} shapes)" for size, count in sorted(sizes.items()))
+        is_test = split_by_shape(ids, cfg.test_fraction, cfg.seed, source)
+        split = (f"each distinct shape at random (seed {cfg.seed}, test_fraction {cfg.test_fraction}), "
+                 f"drawn over the grids as stored")
     return finish(_files_name(files, root), everything.take(~is_test), everything.take(is_test), cfg,
-                  split=split, labels=labels, grids=grids, up=_up_text(ups, cfg.up_axis), ignored=ignored,
-                  dropped_empty=int((~kept).sum()))
+                  split=split, labels=labels, grids=_grids_text(sizes), up=_up_text(ups, cfg.up_axis),
+                  ignored=ignored, dropped_empty=int((~kept).sum()), notes=_resample_notes(sizes, cfg.resolution))
+
+
+def _split_file(path: Path, file: VoxelFile, cfg: DataConfig) -> VoxelDataset:
+    """An .npz with its own split (X_train / X_test) and, when labelled, each shape's class: the
+    file's split is kept, `data.classes` chooses classes, the hygiene is the same as elsewhere."""
+    split = labelled_split(path, file, cfg)
+    train, test = Grouped(split.train, split.train_labels), Grouped(split.test, split.test_labels)
+    if file.has_own_split:
+        if cfg.split == "files" or cfg.test_fraction != DataConfig.model_fields["test_fraction"].default:
+            raise DataError(f"{path}: the file holds its own train/test split (X_train / X_test); remove "
+                            f"data.split and data.test_fraction")
+        how = "the file's own X_train / X_test"
+        dropped = 0
+    else:
+        kept = non_empty(train.volumes)
+        refuse_all_empty(kept, path)
+        train, ids, dropped = train.take(kept), split.train_ids[kept], int((~kept).sum())
+        is_test = split_by_shape(ids, cfg.test_fraction, cfg.seed, path)
+        train, test = train.take(~is_test), train.take(is_test)
+        how = (f"X_train alone: each distinct shape at random (seed {cfg.seed}, test_fraction "
+               f"{cfg.test_fraction}), drawn over the grids as stored")
+    if split.classes_chosen:
+        how += f"; classes {', '.join(split.class_names[c] for c in split.classes_chosen)} only (data.classes)"
+    if not file.labelled:
+        split.class_names = []
+    return finish(path.name, train, test, cfg, split=how, labels=split.class_names or ["all"],
+                  grids=_grids_text(split.sizes), up=_up_text({file.fmt: split.up}, cfg.up_axis),
+                  dropped_empty=dropped, notes=_resample_notes(split.sizes, cfg.resolution), labelled=file.labelled)
+
+
+@dataclass
+class LabelledSplit:
+    """A split file's two sides as the networks see them (z up, at the resolution), with class
+    indices (all 0 for an unlabelled file), before any hygiene: what the probe uses as it is."""
+
+    train: np.ndarray
+    train_labels: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray
+    class_names: list[str]
+    classes_chosen: list[int]
+    train_ids: np.ndarray
+    """Ids of the training shapes as stored (resolution-independent)."""
+    test_ids: np.ndarray
+    up: str
+    sizes: Counter
+
+    def test_seen_in_train(self) -> int:
+        """Non-empty test shapes identical to a training shape (as stored): what generation
+        metrics drop and the probe, keeping the file's split as it is, reports."""
+        return int((seen_in(self.test_ids, self.train_ids) & non_empty(self.test)).sum())
+
+
+def labelled_split(path: Path, file: VoxelFile, cfg: DataConfig) -> LabelledSplit:
+    """`file`'s sides turned, resampled and cut to `cfg.classes`, with their class names."""
+    n_train = len(file.volumes)
+    train_labels = file.labels if file.labels is not None else np.zeros(n_train, np.int64)
+    test = file.test if file.test is not None else file.volumes[:0]
+    test_labels = file.test_labels if file.test_labels is not None else np.zeros(len(test), np.int64)
+    n_classes = int(max(train_labels.max(initial=0), test_labels.max(initial=0))) + 1
+    if (cfg.classes or cfg.class_names) and not file.labelled:
+        raise DataError(f"{path}: has no class labels (y_train / y_test); remove data.classes and data.class_names")
+    names = class_names(cfg.class_names, n_classes, path)
+    chosen = cfg.classes or []
+    unknown = [c for c in chosen if not ((train_labels == c).any() or (test_labels == c).any())]
+    if unknown:
+        raise DataError(f"{path}: data.classes names class {unknown[0]}, which no shape has (classes 0 to "
+                        f"{n_classes - 1})")
+    keep_train = np.isin(train_labels, chosen) if chosen else np.ones(n_train, bool)
+    keep_test = np.isin(test_labels, chosen) if chosen else np.ones(len(test), bool)
+    up = up_axis_of(file.fmt, cfg.up_axis)
+    sizes = Counter({file.volumes.shape[1]: int(keep_train.sum() + keep_test.sum())})
+    return LabelledSplit(
+        resample(to_z_up(file.volumes[keep_train], up), cfg.resolution), train_labels[keep_train],
+        resample(to_z_up(test[keep_test], up), cfg.resolution), test_labels[keep_test], names, chosen,
+        shape_ids(file.volumes[keep_train]), shape_ids(test[keep_test]), up, sizes)
+
+
+def class_names(given: list[str] | None, n_classes: int, path: Path) -> list[str]:
+    """The name of each class index: `given` (data.class_names), or the indices as text."""
+    if given is None:
+        return [f"class {index}" for index in range(n_classes)]
+    if len(given) < n_classes:
+        raise DataError(f"{path}: data.class_names names {len(given)} classes and the labels run to "
+                        f"{n_classes - 1}; give a name for each of 0 to {n_classes - 1}")
+    return list(given)
+
+
+def refuse_all_empty(kept: np.ndarray, source: object) -> None:
+    """No shape has an occupied voxel: say so, rather than that there are 0 shapes to split."""
+    if len(kept) > 1 and not kept.any():  # one shape is refused by the split, which needs two
+        raise DataError(f"{source}: every one of its {len(kept)} shapes is empty (no occupied voxel)")
+
+
+def _grids_text(sizes: Counter) -> str:
+    return ", ".join(f"{size}^3 ({count} shapes)" for size, count in sorted(sizes.items()))
+
+
+def _resample_notes(sizes: Counter, resolution: int) -> list[str]:
+    """A note for stored grids that reach the resolution by no whole factor."""
+    odd = sorted(size for size in sizes if not is_whole_factor(size, resolution))
+    if not odd:
+        return []
+    how = "a voxel is kept where any source voxel it overlaps is occupied" if max(odd) > resolution \
+        else "nearest voxel"
+    return [f"grids of {', '.join(f'{s}^3' for s in odd)} reach {resolution}^3 by no whole factor ({how})"]
 
 
 def _label(relative: Path, n_files: int) -> str:
@@ -182,9 +314,11 @@ def _up_text(ups: dict[str, str], setting: str) -> str:
 
 
 def finish(name: str, train: Grouped, test: Grouped, cfg: DataConfig, *, split: str, labels: list[str],
-           grids: str, up: str, ignored: str = "", dropped_empty: int = 0) -> VoxelDataset:
+           grids: str, up: str, ignored: str = "", dropped_empty: int = 0, notes: list[str] | None = None,
+           labelled: bool = False) -> VoxelDataset:
     """The dataset and its summary from a split: drops empty shapes and test shapes identical to a
-    training shape, counts the copies kept within each side, keeps the leading training fraction."""
+    training shape, counts the copies kept within each side, keeps the leading training fraction.
+    With `labelled`, the groups are class indices into `labels`, kept as the dataset's labels."""
     train_kept, test_kept = non_empty(train.volumes), non_empty(test.volumes)
     dropped_empty += int((~train_kept).sum() + (~test_kept).sum())
     train, test = train.take(train_kept), test.take(test_kept)
@@ -202,7 +336,10 @@ def finish(name: str, train: Grouped, test: Grouped, cfg: DataConfig, *, split: 
         name, cfg.resolution, len(train.volumes), len(test.volumes), occupancy(train.volumes),
         occupancy(test.volumes), split + (f"; training shapes cut to the leading {cfg.fraction:g}"
                                           if cfg.fraction < 1 else ""),
-        up=up, grids=grids, per_group=table if len(labels) > 1 else [], dropped_empty=dropped_empty,
+        up=up, grids=grids, per_group=table if len(labels) > 1 and not labelled else [], dropped_empty=dropped_empty,
         dropped_test_copies=int(copy.sum()), copies_train=extra_copies(train_ids), copies_test=extra_copies(test_ids),
-        ignored=ignored, notes=disjoint_note(table, "files or folders"))
-    return VoxelDataset(train.volumes, test.volumes, name, summary)
+        ignored=ignored, notes=(notes or []) + ([] if labelled else disjoint_note(table, "files or folders")),
+        per_class=table if labelled else [])
+    if not labelled:
+        return VoxelDataset(train.volumes, test.volumes, name, summary)
+    return VoxelDataset(train.volumes, test.volumes, name, summary, train.groups, test.groups, labels)

@@ -28,7 +28,12 @@ def resample(volumes: np.ndarray, resolution: int) -> np.ndarray:
     - Integer downsampling keeps a block if ANY of its voxels is occupied (max-pooling): the
       chairs' legs and back slats are often one voxel thin, and averaging or sampling a block would
       delete them and leave seats floating in the air.
-    - Other factors take the nearest source voxel of each target voxel centre.
+    - Other upsampling factors take the nearest source voxel of each target voxel centre, which
+      repeats every source voxel once or twice.
+    - Other downsampling factors (38 -> 32) keep a target voxel if ANY source voxel it overlaps is
+      occupied, one axis at a time. Every source voxel then lands in a target voxel and
+      neighbours land in the same or neighbouring ones, so a connected part stays connected;
+      taking the nearest voxel instead drops a thin leg's voxels between the sampled centres.
     """
     volumes = np.asarray(volumes, dtype=bool)
     if volumes.ndim != 4 or len(set(volumes.shape[1:])) != 1:
@@ -49,8 +54,32 @@ def resample(volumes: np.ndarray, resolution: int) -> np.ndarray:
             # one axis at a time: 2.3x faster than one block of factor^3 (2,000 shapes 64 -> 32)
             volumes = block_reduce(volumes, block, np.any)
         return np.ascontiguousarray(volumes)
-    nearest = ((np.arange(resolution) + 0.5) * size / resolution).astype(np.intp)
-    return np.ascontiguousarray(volumes[:, nearest][:, :, nearest][:, :, :, nearest])
+    if resolution > size:
+        nearest = ((np.arange(resolution) + 0.5) * size / resolution).astype(np.intp)
+        return np.ascontiguousarray(volumes[:, nearest][:, :, nearest][:, :, :, nearest])
+    for axis in (1, 2, 3):
+        volumes = overlap_any(volumes, axis, resolution)
+    return np.ascontiguousarray(volumes)
+
+
+def is_whole_factor(size: int, resolution: int) -> bool:
+    """Whether `resample` brings grids of edge `size` to `resolution` by a whole factor (or not at
+    all): the data summary says so when it does not."""
+    size = size + 2 if size == SHAPENETS_SIZE else size
+    return resolution % size == 0 or size % resolution == 0
+
+
+def overlap_any(volumes: np.ndarray, axis: int, resolution: int) -> np.ndarray:
+    """`volumes` shrunk along `axis` to `resolution` cells: a cell is occupied if any source voxel
+    it overlaps is (cell i spans [i * size / resolution, (i + 1) * size / resolution))."""
+    size = volumes.shape[axis]
+    starts = np.arange(resolution) * size // resolution
+    ends = -(-(np.arange(1, resolution + 1) * size) // resolution)  # ceiling
+    # reduceat over [start, end) needs increasing, non-overlapping starts: take the union of two
+    # passes, one over each cell's first voxels and one ending at its last voxel
+    first = np.logical_or.reduceat(volumes, starts, axis=axis)
+    last = np.take(volumes, ends - 1, axis=axis)
+    return first | last
 
 
 # ---- orientation ------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class DataSummary:
     ignored: str = ""
     notes: list[str] = field(default_factory=list)
     """Plain warnings: train and test from different files or categories, say."""
+    per_class: list[tuple[str, int, int]] = field(default_factory=list)
+    """(class, train shapes, test shapes) of a labelled source, every class shown."""
 
     def lines(self) -> list[str]:
         out = [f"data: {self.name}",
@@ -50,6 +52,9 @@ class DataSummary:
                f"  up axis: {self.up}",
                f"  split: {self.split}"]
         out += [f"    {label}: {train} train / {test} test" for label, train, test in _rows(self.per_group)]
+        if self.per_class:
+            out.append(f"  classes: {len(self.per_class)}")
+            out += [f"    {label}: {train} train / {test} test" for label, train, test in self.per_class]
         out.append(f"  dropped: {self.dropped_empty} empty shapes, {self.dropped_test_copies} test shapes "
                    f"identical to a training shape")
         out.append(f"  duplicates kept: {self.copies_train} in train, {self.copies_test} in test "
