@@ -100,6 +100,9 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     out = settings.out
     check_folder(out, settings.storage, settings.resume)
     data = load_dataset(spec.data)  # once per search; the trials share it through the object store
+    if "probe_acc" in spec.objectives and not data.labelled:
+        raise VoxganError(f"objective probe_acc classifies labelled shapes and {data.name} has no labels (an .npz "
+                          f"with X_train / X_test / y_train / y_test has them)")
     driver = Driver.this_process()
     opened = open_study(spec, out, settings.storage, settings.resume, settings.trials, driver)
     try:

@@ -12,6 +12,7 @@ from voxgan.data import VoxelDataset, load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAIRS = ROOT.parent / "shared" / "data" / "3dshapenets" / "volumetric_data"
+MODELNET10 = ROOT.parent / "shared" / "data" / "modelnet10" / "modelnet10.npz"
 
 
 def missing(message: str) -> None:
@@ -27,6 +28,14 @@ def chairs_root() -> Path:
     if not (CHAIRS / "chair" / "30" / "train").is_dir():
         missing(f"real chair data not found at {CHAIRS}")
     return CHAIRS
+
+
+@pytest.fixture(scope="session")
+def modelnet10() -> Path:
+    """The real ModelNet10 file at 32^3 with its official split and labels."""
+    if not MODELNET10.is_file():
+        missing(f"ModelNet10 not found at {MODELNET10}")
+    return MODELNET10
 
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

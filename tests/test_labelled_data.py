@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import missing
 from voxgan.cli import generate_main, run_cli, train_main
 from voxgan.config import DataConfig
 from voxgan.data import load_dataset
@@ -18,7 +17,6 @@ from voxgan.data.grids import resample
 from voxgan.data_cli import show_main
 from voxgan.errors import DataError
 
-MODELNET10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "modelnet10" / "modelnet10.npz"
 TINY = ["data.resolution=16", "data.n_shapes=60", "generator.width=4", "discriminator.width=4", "latent_size=16",
         "batch_size=16", "eval.n_samples=12", "eval.max_real=12", "eval.c2st_epochs=1"]
 
@@ -206,10 +204,8 @@ def test_generate_draws_a_page_and_refuses_what_cannot_fit(tmp_path: Path, capsy
     assert not huge.exists()
 
 
-def test_the_shared_modelnet10_file_keeps_its_official_split() -> None:
-    if not MODELNET10.is_file():
-        missing(f"{MODELNET10} is missing")
-    data = load_dataset(DataConfig(source=str(MODELNET10)))
+def test_the_shared_modelnet10_file_keeps_its_official_split(modelnet10: Path) -> None:
+    data = load_dataset(DataConfig(source=str(modelnet10)))
     text = data.summary.text()
     assert "split: the file's own X_train / X_test" in text and "classes: 10" in text
     # 27 training and 7 test volumes are empty; 62 test volumes repeat a training volume (README)

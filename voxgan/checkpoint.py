@@ -15,7 +15,7 @@ import torch
 from voxgan.config import Config
 from voxgan.device import pick_device
 from voxgan.errors import CheckpointError
-from voxgan.models import MEMORY_FORMAT, Generator
+from voxgan.models import MEMORY_FORMAT, Discriminator, Generator
 
 CHECKPOINT_FORMAT = "voxgan-checkpoint-v1"
 
@@ -55,3 +55,15 @@ def load_generator(path: str | Path, device: str = "auto") -> tuple[Generator, C
     else:
         G.load_state_dict(state["generator"])
     return G.to(pick_device(device), memory_format=MEMORY_FORMAT), cfg
+
+
+def load_discriminator(path: str | Path, device: str = "auto") -> tuple[Discriminator, Config]:
+    """The trained discriminator of a checkpoint and its config (for `voxgan-probe`)."""
+    state = read_checkpoint(path)
+    if state.get("discriminator") is None:
+        raise CheckpointError(f"{path}: holds no discriminator (only a generator); the probe needs the "
+                              f"checkpoint of a training run")
+    cfg = Config.from_dict(state["config"])
+    D = Discriminator(cfg)
+    D.load_state_dict(state["discriminator"])
+    return D.to(pick_device(device), memory_format=MEMORY_FORMAT), cfg

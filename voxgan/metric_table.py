@@ -29,6 +29,8 @@ class Metric:
     """A search trial reports it at each evaluation and stores it as a user attribute."""
     short: str = ""
     """Its name in a search's live progress lines (empty: not shown there)."""
+    of_samples: bool = True
+    """It measures generated shapes (False: it measures D, or is only watched)."""
 
 
 METRICS: tuple[Metric, ...] = (
@@ -43,8 +45,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("whole_share", "maximize", "whole samples (real 1)"),
     Metric("copy_share", "minimize", "copies of train shapes"),
     Metric("copy_share_real", None, "  the same by chance"),
-    Metric("d_real", None, "D(x)", per_epoch=True),
-    Metric("d_fake", None, "D(G(z))", per_epoch=True),
+    Metric("d_real", None, "D(x)", per_epoch=True, of_samples=False),
+    Metric("d_fake", None, "D(G(z))", per_epoch=True, of_samples=False),
+    Metric("probe_acc", "maximize", "probe accuracy (D's features)", objective=True, short="probe", of_samples=False),
+    Metric("probe_s", None, of_samples=False),  # seconds the probe took at this evaluation
     Metric("nna_gap", "minimize", objective=True),
     Metric("c2st_gap", "minimize", objective=True),
     Metric("structure_gap", "minimize", objective=True),
@@ -59,7 +63,8 @@ METRICS: tuple[Metric, ...] = (
 """Raw iou_1nna and c2st_acc are allowed as objectives (minimising pushes them toward 0.5 from
 above, where untrained generators start), but the gaps are the honest form. d_real and d_fake
 are training means per epoch in the trainer's logs and the trained D on held-out shapes in a
-trial's report."""
+trial's report. probe_acc (voxgan.probe) is measured only where eval.probe is on (labelled
+data): the test accuracy of a linear SVM on D's features, the 3D-GAN paper's Table 1."""
 
 BY_NAME = {metric.name: metric for metric in METRICS}
 OBJECTIVES: dict[str, Direction] = {m.name: m.direction for m in METRICS if m.objective and m.direction}
@@ -72,5 +77,5 @@ SUMMARY_ROWS = tuple((m.name, m.label) for m in METRICS if m.label)
 """The search summary's rows, in order."""
 PROGRESS = tuple((m.name, m.short) for m in METRICS if m.short)
 """What a search's progress line shows of each evaluation, in order."""
-SAMPLE_METRICS = tuple(m.name for m in METRICS if m.label and not m.per_epoch)
+SAMPLE_METRICS = tuple(m.name for m in METRICS if m.label and m.of_samples)
 """The summary's measures of the samples themselves (not of D): what seed_spread compares."""

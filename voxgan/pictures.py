@@ -150,3 +150,18 @@ def _save(figure: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], names: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """A PNG of a probe's confusion matrix (rows: true class, columns: predicted), counts in the
+    cells, drawn by scikit-learn's ConfusionMatrixDisplay (imported here: only the probe needs it)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = 2.5 + 0.55 * len(names)
+    figure = Figure(figsize=(size, size), dpi=100)
+    ax = figure.add_subplot()
+    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=list(names)).plot(
+        ax=ax, xticks_rotation=45, colorbar=False, cmap="Blues")
+    ax.set_title(title, fontsize="medium")
+    figure.tight_layout()
+    return _save(figure, path)

@@ -32,6 +32,7 @@ from voxgan.ema import WarmupEMA
 from voxgan.errors import CheckpointError, ConfigError, Diverged
 from voxgan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from voxgan.metric_table import PER_EPOCH
+from voxgan.probe import EVAL_C_GRID, EVAL_FOLDS, probe_discriminator
 from voxgan.models import MEMORY_FORMAT, Discriminator, Generator, configure_optimizer, init_weights
 from voxgan.sampling import generate, sample_latent
 
@@ -61,6 +62,9 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device=cuda was asked for but no CUDA device is available")
         self.data = data if data is not None else load_dataset(cfg.data)
+        if cfg.eval.probe and not self.data.labelled:
+            raise ConfigError(f"eval.probe classifies labelled shapes and {self.data.name} has no labels (an .npz "
+                              f"with X_train / X_test / y_train / y_test has them)")
         self.amp_dtype = autocast_dtype(cfg, self.device)
         """Training's autocast precision (None: fp32); samples are always made in fp32."""
         self.memory_format = MEMORY_FORMAT
@@ -280,7 +284,17 @@ class Trainer:
                                        c2st_epochs=ev.c2st_epochs, seed=ev.seed, device=self.device)
         scores["d_real"] = self.d_mean(real_test)
         scores["d_fake"] = self.d_mean(fake)
+        if ev.probe:
+            scores.update(self.probe())
         return {key: float(value) for key, value in scores.items()}
+
+    def probe(self) -> dict[str, float]:
+        """probe_acc: D's features classify the labelled test shapes (voxgan.probe, with the
+        cheaper cross-validation of EVAL_C_GRID and EVAL_FOLDS), and the seconds it took."""
+        result = probe_discriminator(self.D, self.data.train, self.data.train_labels, self.data.test,
+                                     self.data.test_labels, self.device, self.cfg.eval.seed,
+                                     c_grid=EVAL_C_GRID, folds=EVAL_FOLDS)
+        return {"probe_acc": result.accuracy, "probe_s": result.seconds}
 
     # ---- checkpoints -----------------------------------------------------------------------------
 

@@ -106,8 +106,12 @@ class StudySpec(_Strict):
         return len(self.objectives) > 1
 
     def trial_config(self, suggested: dict[str, Any]) -> Config:
-        """The complete voxgan config of a trial: base, then the study's data, then the sample."""
-        values = merge(merge(self.base, {"data": self.data.model_dump(), "kimg": self.budget.kimg}), suggested)
+        """The complete voxgan config of a trial: base, then the study's data, then the sample;
+        with eval.probe on when an objective is probe_acc, the metric it needs."""
+        fixed = {"data": self.data.model_dump(), "kimg": self.budget.kimg}
+        if "probe_acc" in self.objectives:
+            fixed["eval"] = {"probe": True}
+        values = merge(merge(self.base, fixed), suggested)
         return Config.from_dict(values)
 
 

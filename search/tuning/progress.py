@@ -55,7 +55,7 @@ class ProgressPrinter(Callback):
         if report is None or not report.status.evaluated:
             return
         self.best = min(self.best, report.score)
-        values = "  ".join(f"{short} {report.metrics[name]:.3f}" for name, short in PROGRESS)
+        values = "  ".join(f"{short} {report.metrics[name]:.3f}" for name, short in PROGRESS if name in report.metrics)
         self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {report.kimg:>6.1f} kimg  {values}  (best {self.best:.3f})")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:

@@ -118,7 +118,8 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
     scores = trainer.evaluate()
     last_epoch = trainer.history[-1]
     report = Report(Status.FINISHED if finished else Status.RUNNING,
-                    {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED},
+                    {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED
+                     if key in scores or key in last_epoch},  # probe_acc only where eval.probe is on
                     kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, precision=precision_name(trainer.amp_dtype),
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                     node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())

@@ -170,6 +170,9 @@ class EvalConfig(_Strict):
     """Epochs of the fresh classifier behind c2st_acc."""
     seed: int = 1234
     """Seed of the evaluation (samples, classifier); fixed so scores compare across runs."""
+    probe: bool = False
+    """Also measure probe_acc: a linear SVM on D's features classifies the labelled test shapes
+    (needs labelled data and scikit-learn; a study turns it on when an objective is probe_acc)."""
 
 
 NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
