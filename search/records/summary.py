@@ -61,6 +61,8 @@ def format_summary(result: dict) -> str:
              f"  {'':28}" + "".join(f" {'trial ' + str(t['number']) if t else '-':>12}" for t in trials)]
     for key, label in SUMMARY_ROWS:
         cells = [(trial or {}).get("metrics", {}).get(key) for trial in trials]
+        if all(value is None for value in cells):  # a metric this study does not measure (probe_acc)
+            continue
         lines.append(f"  {label:28}" + "".join(f" {v:12.3f}" if isinstance(v, (int, float)) else f" {'-':>12}" for v in cells))
     for column, trial in zip(columns, trials):
         if trial and column != "best" and trial["state"] != "COMPLETE":
