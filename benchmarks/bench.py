@@ -321,6 +321,7 @@ TINY_STUDY = {
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 40, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}},
     "budget": {"kimg": 0.032, "eval_every_kimg": 0.032},  # one pass over the 32 training shapes
+    "confirm": {"top": 0}, "stop_degenerate": False,
     "objectives": ["score"],
     "scheduler": "fifo",
     "sampler": "random",

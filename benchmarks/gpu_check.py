@@ -46,6 +46,7 @@ def packing_study(dry_run: bool) -> dict:
         "data": {"source": "procedural", "resolution": resolution, "n_shapes": shapes, "test_fraction": 0.1},
         "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}, **({"device": "cpu"} if dry_run else {})},
         "budget": {"kimg": kimg, "eval_every_kimg": kimg},
+        "confirm": {"top": 0}, "stop_degenerate": False,
         "scheduler": "fifo",
         "sampler": "random",
         "space": {"batch_size": [32], "latent_size": [64], "loss": "bce", "d_accuracy_threshold": None,

@@ -41,6 +41,9 @@ def run_parser() -> Parser:
     p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial this long after the first; running trials finish, `--resume` runs the rest")
+    p.add_argument("--kimg-budget", type=float, default=None, metavar="KIMG",
+                   help="start no new trial once the search's trials have trained this many kimg in all (compares "
+                        "strategies at equal compute); `--resume` runs the rest")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study key, e.g. --set budget.kimg=40 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
@@ -48,7 +51,7 @@ def run_parser() -> Parser:
 
 
 def run_command(argv: list[str]) -> int:
-    from voxgan_search.records.summary import format_summary
+    from voxgan_search.records.summary import format_summary, next_steps
     from voxgan_search.runner import SearchSettings, run_search
 
     args = run_parser().parse_args(argv)
@@ -58,6 +61,8 @@ def run_command(argv: list[str]) -> int:
     if settings.storage is None:
         (settings.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_summary(summary))
+    if not settings.quiet:
+        print("\n".join(next_steps(summary, str(settings.out))), file=sys.stderr)
     if all_failed(summary["trials"]):
         print(f"error: every trial of study '{summary['study']}' failed (see 'failed:' above, and each trial's "
               "fail_reason)", file=sys.stderr)
@@ -107,13 +112,16 @@ def export_command(argv: list[str]) -> int:
                "(sample with `voxgan-generate --checkpoint FILE.pt`).")
     _study_source(p)
     p.add_argument("--out", type=Path, default=Path("best.yaml"), help="config file to write (default best.yaml)")
-    p.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N instead of the best (0: the tutorial baseline)")
+    p.add_argument("--trial", type=int, default=None, metavar="N",
+                   help="export trial N instead of the confirmed pick (0: the tutorial baseline)")
     args = p.parse_args(argv)
     from voxgan_search.records.export import export_best
-    from voxgan_search.records.trial_record import CHECKPOINT_ATTR
+    from voxgan_search.records.trial_record import CHECKPOINT_ATTR, CONFIRM_SEED_ATTR, CONFIRMS_ATTR
 
     trial, config_path, checkpoint_path = export_best(_open_study(args), args.out, args.trial)
-    print(f"trial {trial.number} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
+    what = (f" (the confirmed pick: trial {trial.user_attrs[CONFIRMS_ATTR]} retrained with seed "
+            f"{trial.user_attrs[CONFIRM_SEED_ATTR]})" if CONFIRMS_ATTR in trial.user_attrs and args.trial is None else "")
+    print(f"trial {trial.number}{what} (values {trial.values}) -> {config_path}" + (f", {checkpoint_path}" if checkpoint_path else ""))
     if checkpoint_path is None and trial.user_attrs.get(CHECKPOINT_ATTR):
         print(f"note: trial {trial.number}'s checkpoint was deleted (only the best keep_checkpoints finished trials "
               "keep theirs): retrain it from the config", file=sys.stderr)

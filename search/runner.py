@@ -10,6 +10,7 @@ storage path (`<out>/ray/` unless `--storage-path` says otherwise; `voxgan_searc
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -18,10 +19,14 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from voxgan_search.tuning.checkpoint_store import resolve_storage_path
-from voxgan_search.coordination.drivers import Driver, owned_running
+from voxgan_search.coordination.drivers import Driver, others_live, owned_running
 from voxgan_search.coordination.opening import OpenedStudy, check_folder, open_study
 from voxgan_search.coordination.ray_session import quiet_ray
+from voxgan_search.coordination.slots import waiting
+from voxgan_search.records import confirmation
+from voxgan_search.records.ranking import kimg_spent
 from voxgan_search.records.summary import summary
+from voxgan_search.records.trial_record import CONFIRMATION_ATTR, is_confirmation
 from voxgan_search.study.spec import StudySpec
 from voxgan.cli import make_output_folder
 from voxgan.data import VoxelDataset, load_dataset
@@ -46,6 +51,7 @@ class SearchSettings:
     gpus_per_trial: float
     address: str | None
     time_budget: float | None
+    kimg_budget: float | None = None
     quiet: bool = False
 
     @classmethod
@@ -62,6 +68,7 @@ class SearchSettings:
             gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else spec.resources.gpus_per_trial,
             address=args.address,
             time_budget=args.time_budget,
+            kimg_budget=args.kimg_budget,
             quiet=args.quiet,
         )
         settings.check()
@@ -79,6 +86,8 @@ class SearchSettings:
             raise VoxganError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0")
         if self.time_budget is not None and self.time_budget <= 0:
             raise VoxganError("--time-budget must be a positive number of seconds")
+        if self.kimg_budget is not None and self.kimg_budget <= 0:
+            raise VoxganError("--kimg-budget must be a positive number of kimg")
         if self.address is None:
             check_local_resources(self.cpus_per_trial, self.gpus_per_trial)
 
@@ -96,7 +105,8 @@ def check_local_resources(cpus: float, gpus: float) -> None:
 
 
 def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
-    """Run the study to `settings.trials` trials and return its summary (best vs baseline)."""
+    """Run the study to `settings.trials` trials, then its confirmation (`voxgan_search.records.
+    confirmation`), and return its summary (best and confirmed pick vs the recipes)."""
     out = settings.out
     check_folder(out, settings.storage, settings.resume)
     data = load_dataset(spec.data)  # once per search; the trials share it through the object store
@@ -110,7 +120,8 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
         if not settings.quiet:
             print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
             print(f"{opening_line(spec.name, out, opened)}; checkpoints in {settings.storage_path}", file=sys.stderr)
-        if opened.new_trials + len(opened.to_resume) > 0:
+        if opened.new_trials + len(opened.to_resume) + waiting(opened.study, confirmation=True) > 0 or (
+                spec.confirm.top and confirmation.runs_left(opened.study, spec)):
             run_trials(spec, settings, opened, driver, data)
         if left := owned_running(opened.study, driver.id):
             # Tune catches SIGINT and returns from fit() as if the study were done; the trials it
@@ -121,14 +132,16 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
     if others := [t.number for t in opened.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]:
         print(f"this driver is done; trial(s) {', '.join(map(str, others))} still run under another driver, which "
               "finishes the study", file=sys.stderr)
-    elif settings.time_budget and (ran := finished_count(opened)) < opened.total:
-        print(f"--time-budget reached: the study has {ran} of {opened.total} trials; `--resume` runs the rest",
+    elif (settings.time_budget or settings.kimg_budget) and (ran := finished_count(opened)) < opened.total:
+        which = "--time-budget" if settings.time_budget else "--kimg-budget"
+        print(f"{which} reached: the study has {ran} of {opened.total} trials; `--resume` runs the rest",
               file=sys.stderr)
     return summary(opened.study)
 
 
 def finished_count(opened: OpenedStudy) -> int:
-    return len(opened.study.get_trials(deepcopy=False, states=FINISHED))
+    """The search's trials that ended."""
+    return len(confirmation.search_trials(opened.study, FINISHED))
 
 
 def opening_line(name: str, out: Path, opened: OpenedStudy) -> str:
@@ -140,13 +153,43 @@ def opening_line(name: str, out: Path, opened: OpenedStudy) -> str:
 
 def run_trials(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, driver: Driver,
                data: VoxelDataset) -> None:
-    """Take trials from the study's queue with Ray Tune until it is empty."""
+    """Take the search's trials from the study's queue with Ray Tune until it is empty (or the
+    time budget, less what the confirmation needs, is spent), then plan and run the confirmation."""
     # Imported only once the input is accepted: they load Ray, and matplotlib, which writes its
     # font cache under $HOME.
     quiet_ray()
     from voxgan_search.coordination.ray_session import ray_session
-    from voxgan_search.tuning.tuner import build_tuner
+    from voxgan_search.records.searcher import Deadline
+    from voxgan_search.tuning.tuner import build_tuner, trials_at_once
 
+    trials = opened.study.get_trials(deepcopy=False)
+    resume_search = [n for n in opened.to_resume if not is_confirmation(trials[n])]
+    resume_confirmation = [n for n in opened.to_resume if is_confirmation(trials[n])]
+    tuner = functools.partial(build_tuner, spec, opened, driver, data, settings.out, settings.storage_path,
+                              settings.cpus_per_trial, settings.gpus_per_trial, settings.max_concurrent,
+                              quiet=settings.quiet)
     with ray_session(settings.out, settings.address, settings.gpus_per_trial):
-        build_tuner(spec, opened, driver, data, settings.out, settings.storage_path, settings.cpus_per_trial,
-                    settings.gpus_per_trial, settings.max_concurrent, settings.time_budget, settings.quiet).fit()
+        at_once = trials_at_once(settings.cpus_per_trial, settings.gpus_per_trial, settings.max_concurrent)
+        deadline = Deadline(settings.time_budget, reserve=functools.partial(confirmation.reserve, opened.study, spec, at_once),
+                            kimg=settings.kimg_budget, spent=functools.partial(kimg_spent, opened.study))
+        if opened.new_trials + len(resume_search) > 0:
+            tuner(deadline, resume=resume_search).fit()
+        if owned_running(opened.study, driver.id) or others_live(opened.study, driver.id):
+            return  # interrupted; or another driver's trials still run, and the last driver confirms
+        if confirmation.plan(opened.study, spec) is None:
+            return
+        if not settings.quiet:
+            print(confirmation_line(opened, spec, at_once), file=sys.stderr)
+        tuner(deadline.for_confirmation(), confirmation=True, resume=resume_confirmation).fit()
+
+
+def confirmation_line(opened: OpenedStudy, spec: StudySpec, at_once: int) -> str:
+    """What the confirmation will run and cost, printed before it starts."""
+    planned = opened.study.user_attrs[CONFIRMATION_ATTR]
+    left = confirmation.runs_left(opened.study, spec)
+    seconds = confirmation.estimated_seconds(opened.study, spec, at_once)
+    cost = f", about {seconds / 60:.1f} min at {at_once} at once" if seconds else ""
+    sources = ", ".join(f"trial {n}" for n in planned["sources"][:-1])
+    return (f"confirmation: {sources} and the reference recipe (trial {planned['sources'][-1]}), retrained with seeds "
+            f"{', '.join(map(str, planned['seeds']))} for {spec.confirm_kimg:g} kimg each and scored on every test "
+            f"shape: {left} run(s) to go{cost}")

@@ -29,6 +29,7 @@ TINY = {
     "name": "tiny",
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 20},
     "budget": {"kimg": 0.032, "eval_every_kimg": 0.032},
+    "confirm": {"top": 0}, "stop_degenerate": False,  # single-run behaviour: no confirmation runs, no early stop
     "space": {"generator": {"width": 4}, "discriminator": {"width": 4}},
 }
 

@@ -37,6 +37,7 @@ STUDY = {
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 40, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}},
     "budget": {"kimg": 0.064, "eval_every_kimg": 0.032},
+    "confirm": {"top": 0}, "stop_degenerate": False,  # single-run behaviour: no confirmation runs, no early stop
     "scheduler": "fifo",
     "resources": {"cpus_per_trial": 1},
     "space": {

@@ -12,7 +12,8 @@ import scipy.ndimage
 
 from voxgan_search.study.spec import load_study
 from voxgan.data import load_dataset
-from voxgan.metrics import copy_share_within, sample_scores
+from voxgan.metrics import copy_share_within
+from voxgan.scoring import sample_scores
 from voxgan.data.split import evenly_spaced
 
 SPEC = load_study("default")

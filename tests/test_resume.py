@@ -41,6 +41,7 @@ STUDY = {
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 40, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 8, "max_real": 8, "c2st_epochs": 1}},
     "budget": {"kimg": MARKS[-1], "eval_every_kimg": MARKS[0]},
+    "confirm": {"top": 0}, "stop_degenerate": False,  # single-run behaviour: no confirmation runs, no early stop
     "scheduler": "fifo",  # no pruning: every trial's curve must reach the last mark
     "resources": {"cpus_per_trial": 1},
     "space": {

@@ -53,6 +53,7 @@ STUDY = {
     "data": {"source": "procedural", "resolution": 16, "n_shapes": 60, "test_fraction": 0.2},
     "base": {"eval": {"n_samples": 12, "max_real": 12, "c2st_epochs": 1}},
     "budget": {"kimg": 0.192, "eval_every_kimg": 0.048, "grace_kimg": 0.096, "reduction_factor": 2},
+    "confirm": {"top": 0}, "stop_degenerate": False,  # single-run behaviour: no confirmation runs, no early stop
     "objectives": ["score"],
     "scheduler": "asha",
     "resources": {"cpus_per_trial": 1},

@@ -35,6 +35,7 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     Metric("score", "minimize", "score (lower is better)", objective=True, short="score"),
+    Metric("score_se", None, "  its standard error", of_samples=False),  # voxgan.scoring's bootstrap
     Metric("iou_1nna", "minimize", "1-NNA (0.5 ideal)", objective=True, short="1-NNA"),
     Metric("c2st_acc", "minimize", "C2ST accuracy (0.5 ideal)", objective=True, short="C2ST"),
     Metric("iou_mmd", "minimize", "MMD, 1 - IoU (lower)", objective=True, short="MMD"),

@@ -9,9 +9,9 @@ is computed twice: `*_from_iou` functions take precomputed matrices, and the vol
 functions (`iou_mmd`, `iou_cov`, `iou_1nna`, `diversity`, `voxel_metrics`, `real_reference`)
 compute the matrices they need and call them. The distance between two shapes is 1 - IoU.
 
-`sample_scores` gives every metric of a set of samples, the combined `score` included
-(`with_score`): the trainer's evaluation, a search's trials and the benchmarks all take it from
-here. The names, directions and labels of all of them are in `voxgan.metric_table`.
+`with_score` combines them into the one `score` a search minimises; `voxgan.scoring` gives
+every metric of a set of samples with the score and its standard error: the trainer's
+evaluation, a search's trials and the benchmarks all take them from there. The names, directions and labels of all of them are in `voxgan.metric_table`.
 """
 
 from __future__ import annotations
@@ -110,15 +110,21 @@ def mmd_from_iou(iou_real_fake: np.ndarray) -> float:
     return float(np.mean(1.0 - iou_real_fake.max(axis=1)))
 
 
-def cov_from_iou(iou_real_fake: np.ndarray) -> float:
+def cov_from_iou(iou_real_fake: np.ndarray, real_origin: np.ndarray | None = None) -> float:
     """Coverage: the fraction of real shapes (rows) that are the nearest real shape (highest IoU)
     of at least one generated shape (columns). Ties go to the lowest real index. A generator
-    that always outputs one shape covers 1 / n_real; higher is better."""
+    that always outputs one shape covers 1 / n_real; higher is better.
+
+    `real_origin`: for rows drawn with repetition (a bootstrap), the original shape of each row;
+    a row counts as covered when its original shape is the nearest of some generated shape."""
     nearest_real = iou_real_fake.argmax(axis=0)
-    return len(np.unique(nearest_real)) / iou_real_fake.shape[0]
+    if real_origin is None:
+        return len(np.unique(nearest_real)) / iou_real_fake.shape[0]
+    return float(np.isin(real_origin, real_origin[nearest_real]).mean())
 
 
-def one_nna_from_iou(iou_real_real: np.ndarray, iou_fake_fake: np.ndarray, iou_real_fake: np.ndarray) -> float:
+def one_nna_from_iou(iou_real_real: np.ndarray, iou_fake_fake: np.ndarray, iou_real_fake: np.ndarray,
+                     origin: np.ndarray | None = None) -> float:
     """Leave-one-out 1-nearest-neighbour accuracy of telling real from generated shapes.
 
     Every shape of real U generated is classified by its nearest other shape (highest IoU, i.e.
@@ -131,12 +137,18 @@ def one_nna_from_iou(iou_real_real: np.ndarray, iou_fake_fake: np.ndarray, iou_r
     (each real shape generated exactly once, no duplicates within a set) give exactly 0.0: every
     shape's only nearest neighbour (IoU 1) is its twin from the other set - memorisation scores
     below 0.5, which is why 1-NNA is compared with the 0.5 ideal and not minimised.
+
+    `origin`: for shapes drawn with repetition (a bootstrap), an id per shape of real U generated
+    (reals first); every copy of a shape is left out like the shape itself.
     """
     n_real, n_fake = iou_real_fake.shape
     if n_real + n_fake < 2:
         raise ValueError("1-NNA needs at least two shapes in all")
     joint = np.block([[iou_real_real, iou_real_fake], [iou_real_fake.T, iou_fake_fake]])
-    np.fill_diagonal(joint, -np.inf)
+    if origin is None:
+        np.fill_diagonal(joint, -np.inf)
+    else:
+        joint[origin[:, None] == origin[None, :]] = -np.inf
     nearest = joint == joint.max(axis=1, keepdims=True)
     is_real = np.arange(n_real + n_fake) < n_real
     same_label = is_real[:, None] == is_real[None, :]
@@ -222,7 +234,11 @@ def structure_metrics(real: Volumes, fake: Volumes) -> dict[str, float]:
     ideal. IoU and a small classifier hardly see a few floating voxels; these do. Both halves
     count: part_share alone barely moves for a little debris, whole_share alone treats one stray
     voxel like a shattered shape."""
-    fake_shares, real_shares = largest_part_shares(fake), largest_part_shares(real)
+    return structure_from_shares(largest_part_shares(real), largest_part_shares(fake))
+
+
+def structure_from_shares(real_shares: np.ndarray, fake_shares: np.ndarray) -> dict[str, float]:
+    """`structure_metrics` from the shapes' `largest_part_shares`."""
     part, whole = float(fake_shares.mean()), float((fake_shares == 1.0).mean())
     part_gap = max(0.0, float(real_shares.mean()) - part)
     whole_gap = max(0.0, float((real_shares == 1.0).mean()) - whole)
@@ -235,7 +251,17 @@ COPY_IOU = 0.95
 
 def copy_share(shapes: Volumes, train: Volumes, *, device: str | torch.device | None = None) -> float:
     """The share of `shapes` whose best IoU with any training shape is at least COPY_IOU."""
-    return float((iou_matrix(shapes, train, device=device).max(axis=1) >= COPY_IOU).mean())
+    return float(copies(shapes, train, device=device).mean())
+
+
+def copies(shapes: Volumes, train: Volumes, *, device: str | torch.device | None = None) -> np.ndarray:
+    """Per shape, whether its best IoU with any training shape is at least COPY_IOU."""
+    return iou_matrix(shapes, train, device=device).max(axis=1) >= COPY_IOU
+
+
+def copy_gap(copy_share: float, reference: float) -> float:
+    """How much more often samples copy a training shape than new draws of the data do."""
+    return max(0.0, copy_share - reference)
 
 
 def copy_share_within(train: Volumes, count: int = 200, *, device: str | torch.device | None = None) -> float:
@@ -255,7 +281,7 @@ def memorisation(fake: Volumes, train: Volumes, reference: float, *, device: str
     max(0, copy_share - copy_share_real): 0 unless G copies more than chance. Metrics against the
     test shapes alone would rate a generator that replays its training set as real data."""
     samples = copy_share(fake, train, device=device)
-    return {"copy_share": samples, "copy_share_real": reference, "copy_gap": max(0.0, samples - reference)}
+    return {"copy_share": samples, "copy_share_real": reference, "copy_gap": copy_gap(samples, reference)}
 
 
 def voxel_metrics(real: Volumes, fake: Volumes, *, device: str | torch.device | None = None) -> dict[str, float]:
@@ -274,20 +300,6 @@ def voxel_metrics(real: Volumes, fake: Volumes, *, device: str | torch.device | 
         "occupancy_ratio": occupancy_ratio(real, fake),
         **structure_metrics(real, fake),
     }
-
-
-def sample_scores(
-    fake: Volumes, fake_heldout: Volumes, real_test: Volumes, real_learn: Volumes, train: Volumes, copy_reference: float,
-    *, c2st_epochs: int, seed: int, device: str | torch.device = "cpu",
-) -> dict[str, float]:
-    """Every metric of a set of samples: `voxel_metrics` against the real test shapes, the
-    memorisation check against the whole training set (copy_reference: `copy_share_within` of
-    it), and the classifier test (which learns real_learn vs fake, tested on real_test vs
-    fake_heldout)."""
-    scores = voxel_metrics(real_test, fake, device=device)
-    scores |= memorisation(fake, train, copy_reference, device=device)
-    scores["c2st_acc"] = c2st_acc(real_learn, fake, real_test, fake_heldout, epochs=c2st_epochs, seed=seed, device=device)
-    return with_score(scores)
 
 
 def with_score(scores: dict[str, float]) -> dict[str, float]:
@@ -354,7 +366,7 @@ def _as_grids(volumes: Volumes) -> torch.Tensor:
     return flat.float().reshape(-1, 1, resolution, resolution, resolution)
 
 
-def c2st_acc(
+def c2st_right(
     real_train: Volumes,
     fake_train: Volumes,
     real_test: Volumes,
@@ -365,15 +377,13 @@ def c2st_acc(
     device: str | torch.device = "cpu",
     batch_size: int = 32,
     lr: float = 2e-3,
-) -> float:
-    """Classifier two-sample test: how well a fresh discriminator tells generated from real.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier two-sample test's verdicts: whether each of real_test and of fake_test is
+    classified right, as two bool arrays (`c2st_acc` averages them; `voxgan.scoring` resamples them).
 
     A new `_c2st_classifier` is trained with Adam for `epochs` on real_train (label 1) against
     fake_train (label 0), balanced by keeping an equal number of each (a seeded random subset
-    of the larger set), then scored on real_test U fake_test as balanced accuracy (the mean of
-    the per-class accuracies, equal to plain accuracy when the test sets have equal size).
-    0.5 is ideal (indistinguishable), 1.0 means the generated shapes are trivially told apart.
-    Unlike the GAN's own discriminator it cannot have co-adapted with the generator.
+    of the larger set), then applied to real_test and fake_test.
 
     Deterministic per `seed` on a given device: weights are initialised under a forked global
     RNG and shuffling uses a local generator, so the caller's RNG state is untouched.
@@ -402,9 +412,23 @@ def c2st_acc(
 
     model.eval()
     with torch.no_grad():
-        real_right = _predictions(model, _as_grids(real_test), device, batch_size).double().mean().item()
-        fake_right = (~_predictions(model, _as_grids(fake_test), device, batch_size)).double().mean().item()
-    return (real_right + fake_right) / 2
+        real_right = _predictions(model, _as_grids(real_test), device, batch_size).numpy()
+        fake_right = ~_predictions(model, _as_grids(fake_test), device, batch_size).numpy()
+    return real_right, fake_right
+
+
+def c2st_acc(real_train: Volumes, fake_train: Volumes, real_test: Volumes, fake_test: Volumes,
+             **options) -> float:
+    """Classifier two-sample test: how well a fresh discriminator tells generated from real
+    (`c2st_right`), as balanced accuracy: the mean of the per-class accuracies, equal to plain
+    accuracy when the test sets have equal size. 0.5 is ideal (indistinguishable), 1.0 means the
+    generated shapes are trivially told apart. Unlike the GAN's own discriminator it cannot have
+    co-adapted with the generator."""
+    return balanced_accuracy(*c2st_right(real_train, fake_train, real_test, fake_test, **options))
+
+
+def balanced_accuracy(real_right: np.ndarray, fake_right: np.ndarray) -> float:
+    return (float(real_right.astype(np.float64).mean()) + float(fake_right.astype(np.float64).mean())) / 2
 
 
 def _predictions(model: nn.Module, grids: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ from voxgan.checkpoint import read_checkpoint, write_checkpoint
 from voxgan.config import Config, apply_overrides
 from voxgan.data import VoxelDataset, load_dataset
 from voxgan.data.split import evenly_spaced
+from voxgan.degeneracy import degenerate_reason
 from voxgan.device import autocast_dtype, pick_device
 from voxgan.ema import WarmupEMA
 from voxgan.errors import CheckpointError, ConfigError, Diverged
@@ -35,6 +36,7 @@ from voxgan.metric_table import PER_EPOCH
 from voxgan.probe import EVAL_C_GRID, EVAL_FOLDS, probe_discriminator
 from voxgan.models import MEMORY_FORMAT, Discriminator, Generator, configure_optimizer, init_weights
 from voxgan.sampling import generate, sample_latent
+from voxgan.scoring import sample_scores
 
 EpochStats = dataclasses.make_dataclass(
     "EpochStats", [("epoch", int), *((name, float) for name in PER_EPOCH), ("seconds", float)])
@@ -280,13 +282,18 @@ class Trainer:
         train = self.train_set.view(torch.bool)  # the copy already on the device, not another one
         if self._copy_reference is None:  # a property of the data: computed once per run
             self._copy_reference = metrics.copy_share_within(train, device=self.device)
-        scores = metrics.sample_scores(fake, fake_heldout, real_test, real_train, train, self._copy_reference,
+        scores = sample_scores(fake, fake_heldout, real_test, real_train, train, self._copy_reference,
                                        c2st_epochs=ev.c2st_epochs, seed=ev.seed, device=self.device)
         scores["d_real"] = self.d_mean(real_test)
         scores["d_fake"] = self.d_mean(fake)
         if ev.probe:
             scores.update(self.probe())
         return {key: float(value) for key, value in scores.items()}
+
+    def degeneracy(self) -> str | None:
+        """Why the generator's samples are degenerate (`voxgan.degeneracy`): the evaluation's own
+        samples (the same eval seed), or None when they are not."""
+        return degenerate_reason(self.sample(self.cfg.eval.n_samples, self.cfg.eval.seed) > metrics.THRESHOLD)
 
     def probe(self) -> dict[str, float]:
         """probe_acc: D's features classify the labelled test shapes (voxgan.probe, with the

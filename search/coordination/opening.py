@@ -87,6 +87,8 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     (constant liar) so that parallel trials do not all sample the same region."""
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "gp":  # parameters asked only under a condition are sampled at random
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
 
 

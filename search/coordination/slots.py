@@ -21,13 +21,18 @@ import optuna
 from optuna.trial import TrialState
 
 from voxgan_search.coordination.drivers import GRACE_S, others_live
-from voxgan_search.records.trial_record import TOTAL_ATTR
+from voxgan_search.records.trial_record import TOTAL_ATTR, is_confirmation
+
+
+def search_count(study: optuna.Study) -> int:
+    """The study's trials of the search: all but its confirmation runs, which come on top."""
+    return sum(not is_confirmation(t) for t in study.get_trials(deepcopy=False))
 
 
 def top_up(study: optuna.Study, total: int) -> int:
-    """Enqueue empty trials (the sampler fills them in) until the study holds `total` trials.
-    Returns how many were added; a study already that large is left alone."""
-    missing = max(0, total - len(study.get_trials(deepcopy=False)))
+    """Enqueue empty trials (the sampler fills them in) until the study's search holds `total`
+    trials. Returns how many were added; a study already that large is left alone."""
+    missing = max(0, total - search_count(study))
     for _ in range(missing):
         study.enqueue_trial({})
     return missing
@@ -43,9 +48,9 @@ def settle_total(study: optuna.Study, trials: int, created: bool, me: str) -> in
     total = wait_for_total(study, me)
     if trials > (total or 0) and not others_live(study, me):
         top_up(study, trials)
-        total = max(trials, len(study.get_trials(deepcopy=False)))
+        total = max(trials, search_count(study))
         study.set_user_attr(TOTAL_ATTR, total)
-    return total if total is not None else len(study.get_trials(deepcopy=False))
+    return total if total is not None else search_count(study)
 
 
 def wait_for_total(study: optuna.Study, me: str) -> int | None:
@@ -67,12 +72,14 @@ def is_open_slot(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state == TrialState.WAITING and not trial.system_attrs.get("fixed_params")
 
 
-def waiting(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+def waiting(study: optuna.Study, confirmation: bool = False) -> int:
+    """WAITING trials of the search (or of the confirmation)."""
+    return sum(is_confirmation(t) == confirmation for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
-def take(study: optuna.Study, storage: optuna.storages.BaseStorage) -> optuna.Trial | None:
-    """The oldest WAITING trial this call moved to RUNNING, or None when none is left.
+def take(study: optuna.Study, storage: optuna.storages.BaseStorage, confirmation: bool = False) -> optuna.Trial | None:
+    """The oldest WAITING trial of the search (or, with `confirmation`, of the confirmation) this
+    call moved to RUNNING, or None when none is left.
 
     The trial is bound to a freshly loaded study, so that the sampler sees every trial as it is
     now (a Study caches its trials between `ask` and `tell`, and the other drivers' trials change
@@ -80,6 +87,8 @@ def take(study: optuna.Study, storage: optuna.storages.BaseStorage) -> optuna.Tr
     fresh = optuna.load_study(study_name=study.study_name, storage=storage, sampler=study.sampler)
     study_id = storage.get_study_id_from_name(study.study_name)
     for frozen in fresh.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if is_confirmation(frozen) != confirmation:
+            continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
         try:
             if not storage.set_trial_state_values(trial_id, TrialState.RUNNING):

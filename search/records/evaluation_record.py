@@ -15,7 +15,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from voxgan_search.records.trial_record import (
-    CHECKPOINT_ATTR, CURVE_ATTR, DEVICES_ATTR, FOLDER_ATTR, HOST_ATTR, KIMG_ATTR, NODE_ATTR, PRECISION_ATTR, RESUMED_ATTR,
+    CHECKPOINT_ATTR, CURVE_ATTR, DEGENERATE_ATTR, DEVICES_ATTR, FOLDER_ATTR, HOST_ATTR, KIMG_ATTR, NODE_ATTR, PRECISION_ATTR, RESUMED_ATTR,
     Report, is_finite,
 )
 from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
@@ -58,6 +58,8 @@ class EvaluationRecord:
             self.trial.set_user_attr(DEVICES_ATTR, report.cuda_visible_devices)
         if len(self.curve) == 1 and report.precision:
             self.trial.set_user_attr(PRECISION_ATTR, report.precision)
+        if report.degenerate:
+            self.trial.set_user_attr(DEGENERATE_ATTR, report.degenerate)
         if report.start_kimg:
             self.trial.set_user_attr(RESUMED_ATTR, report.start_kimg)
         if result.get("checkpoint_dir_name"):

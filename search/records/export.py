@@ -9,17 +9,20 @@ from optuna.trial import FrozenTrial
 
 from voxgan.config import Config
 from voxgan.errors import VoxganError
+from voxgan_search.records.confirmation import pick_run
 from voxgan_search.records.ranking import best_trial, trial_by_number
 from voxgan_search.records.trial_record import CHECKPOINT_ATTR, CONFIG_ATTR
 from voxgan_search.tuning.checkpoint_store import copy_to_local, is_file
 
 
 def export_best(study: optuna.Study, out: Path, number: int | None = None) -> tuple[FrozenTrial, Path, Path | None]:
-    """Write the best trial's config (or trial `number`'s, e.g. 0 for the tutorial baseline) as
+    """Write the confirmed pick's config (its best-scoring retraining, `confirmation.pick_run`; the
+    search's best trial when the study has no complete confirmation), or trial `number`'s (e.g. 0
+    for the tutorial baseline), as
     YAML at `out` and copy its checkpoint beside it (`<stem>.pt`) from the storage path. Refuses to
     overwrite files. A trial whose checkpoint is gone (outside the best `keep_checkpoints`
     finished trials) exports its config alone, for `voxgan-train --config`: the third item is then None."""
-    trial = best_trial(study) if number is None else trial_by_number(study, number)
+    trial = (pick_run(study) or best_trial(study)) if number is None else trial_by_number(study, number)
     checkpoint_src = trial.user_attrs.get(CHECKPOINT_ATTR)
     checkpoint_out = out.with_suffix(".pt") if checkpoint_src and is_file(checkpoint_src) else None
     for path in (out, checkpoint_out):

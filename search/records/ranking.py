@@ -11,11 +11,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from voxgan.errors import VoxganError
-from voxgan_search.records.trial_record import BASELINE_ATTR, CONFIG_ATTR, final_score
+from voxgan_search.records.trial_record import BASELINE_ATTR, CONFIG_ATTR, KIMG_ATTR, final_score, is_confirmation
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if CONFIG_ATTR in t.user_attrs]
+    """The search's COMPLETE trials (confirmation runs are read by `voxgan_search.records.confirmation`)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if CONFIG_ATTR in t.user_attrs and not is_confirmation(t)]
 
 
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -53,3 +55,6 @@ def baseline_trial(study: optuna.Study, label: str = BASELINE_ATTR) -> FrozenTri
     return None
 
 
+def kimg_spent(study: optuna.Study) -> float:
+    """What the search's trials have trained so far, in kimg: each one's last evaluation."""
+    return sum(t.user_attrs.get(KIMG_ATTR, 0.0) for t in study.get_trials(deepcopy=False) if not is_confirmation(t))

@@ -10,7 +10,7 @@ harness owns. It:
 - names this driver on each trial it runs (`voxgan_search.coordination.drivers`), so other drivers leave it alone;
 - records every evaluation on the Optuna trial (`voxgan_search.records.evaluation_record`);
 - tells PRUNED for trials the scheduler stopped before their budget (their last value is already
-  an intermediate value), FAIL with a reason for non-finite values, diverged, errored or crashed
+  an intermediate value) and for trials stopped for degenerate samples (with a `prune_reason`), FAIL with a reason for non-finite values, diverged, errored or crashed
   trials, and COMPLETE with the objectives' values otherwise;
 - deletes, once a trial has ended, the checkpoints the study no longer keeps (`voxgan_search.records.retention`).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -32,8 +33,8 @@ from voxgan_search.coordination.slots import take
 from voxgan_search.records.evaluation_record import EvaluationRecord
 from voxgan_search.records.retention import Retention
 from voxgan_search.records.trial_record import (
-    CHECKPOINT_ATTR, CONFIG_ATTR, CURVE_ATTR, FOLDER_ATTR, OWNER_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, SECONDS_ATTR, Report,
-    Status, is_finite,
+    CHECKPOINT_ATTR, CONFIG_ATTR, CONFIRM_SEED_ATTR, CONFIRMS_ATTR, CURVE_ATTR, FOLDER_ATTR, OWNER_ATTR,
+    PRUNE_REASON_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, RECIPE_ATTRS, SECONDS_ATTR, Report, Status, is_confirmation, is_finite,
 )
 from voxgan_search.study.space import suggest
 from voxgan_search.study.spec import StudySpec
@@ -41,10 +42,41 @@ from voxgan_search.tuning.checkpoint_store import remove_other_checkpoints
 from voxgan.config import Config
 
 
+class Deadline:
+    """When a run takes no new trial. --time-budget: seconds from the first trial's start, less a
+    reserve kept for the confirmation that follows the search (`reserve()`, re-read each time: it
+    is estimated from the trials that finished). --kimg-budget: once the search's trials have
+    trained this many kimg in all (`spent()`; trials in flight finish, so a study ends a little
+    above it)."""
+
+    def __init__(self, seconds: float | None, reserve: Callable[[], float] = lambda: 0.0,
+                 kimg: float | None = None, spent: Callable[[], float] = lambda: 0.0):
+        self.seconds = seconds
+        self.reserve = reserve
+        self.kimg = kimg
+        self.spent = spent
+        self.at: float | None = None
+
+    def passed(self) -> bool:
+        if self.kimg is not None and self.spent() >= self.kimg:
+            return True
+        if self.seconds is None:
+            return False
+        self.at = self.at or time.monotonic() + self.seconds
+        return time.monotonic() + self.reserve() > self.at
+
+    def for_confirmation(self) -> Deadline:
+        """The same time limit, with nothing more held back and no kimg limit (the confirmation's
+        runs are counted, not budgeted)."""
+        after = Deadline(self.seconds)
+        after.at = self.at
+        return after
+
+
 class StudySearcher(Searcher):
     def __init__(self, spec: StudySpec, study: optuna.Study, storage: optuna.storages.BaseStorage,
                  experiment_dir: Path | str, artifact_store: FileSystemArtifactStore, resume: list[int],
-                 driver: Driver | None = None, time_budget: float | None = None):
+                 driver: Driver | None = None, deadline: Deadline | None = None, confirmation: bool = False):
         single = not spec.multi_objective
         modes = ["min" if d == "minimize" else "max" for d in spec.directions]
         super().__init__(metric=spec.objectives[0] if single else spec.objectives, mode=modes[0] if single else modes)
@@ -54,10 +86,11 @@ class StudySearcher(Searcher):
         self.to_resume = list(resume)
         """Numbers of Optuna trials an interrupted run left RUNNING, continued before new ones are asked."""
         self.driver = driver or Driver.this_process()
-        self.time_budget = time_budget
-        """Seconds from the first trial's start after which no new trial is taken (running ones
-        finish): Ray Tune's own time budget would stop the running trials too."""
-        self.deadline: float | None = None
+        self.deadline = deadline or Deadline(None)
+        """When no new trial is taken (running ones finish): Ray Tune's own time budget would stop
+        the running trials too."""
+        self.confirmation = confirmation
+        """This searcher runs the study's confirmation (`voxgan_search.records.confirmation`), not its search."""
         self.records: dict[str, EvaluationRecord] = {}
         self.told: set[str] = set()
         self.retention = Retention(study, spec.keep_checkpoints)
@@ -69,24 +102,34 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.to_resume:
             return self.reattach(trial_id, self.to_resume.pop(0))
-        if self.time_budget is not None:
-            self.deadline = self.deadline or time.monotonic() + self.time_budget
-            if time.monotonic() > self.deadline:
-                return Searcher.FINISHED
-        trial = take(self.study, self.storage)
+        if self.deadline.passed():
+            return Searcher.FINISHED
+        trial = take(self.study, self.storage, self.confirmation)
         if trial is None:
             # The queue is empty. Trials of a driver that died meanwhile are continued here, by
             # the last live driver (abandoned_trials is empty while another is live).
-            self.to_resume = abandoned_trials(self.study, self.driver.id)
+            trials = self.study.get_trials(deepcopy=False)
+            self.to_resume = [number for number in abandoned_trials(self.study, self.driver.id)
+                              if is_confirmation(trials[number]) == self.confirmation]
             return self.reattach(trial_id, self.to_resume.pop(0)) if self.to_resume else Searcher.FINISHED
         self.start_record(trial_id, trial, [])
         config = self.trial_config(trial)
-        return {"voxgan": config, "optuna_trial": trial.number}
+        return {"voxgan": config, "optuna_trial": trial.number, "stop_degenerate": self.stops_degenerate(trial.user_attrs)}
+
+    def stops_degenerate(self, user_attrs: dict) -> bool:
+        """Whether the trial stops at degenerate first samples: a search trial of a study that asks
+        for it, not a recipe (the comparison) nor a confirmation run (counted exactly)."""
+        recipe = any(user_attrs.get(label) for label in RECIPE_ATTRS.values())
+        return self.spec.stop_degenerate and not self.confirmation and not recipe
 
     def trial_config(self, trial: optuna.Trial) -> Config:
         """Define-by-run over the study's space, composed into a complete voxgan config, stored.
         The trainable gets this `Config` itself (Ray pickles it); the study keeps it as a dict."""
         config = self.spec.trial_config(suggest(trial, self.spec.space))
+        if CONFIRMS_ATTR in trial.user_attrs:  # a confirmation run: the searched trial's own config, retrained
+            searched = self.study.get_trials(deepcopy=False)[trial.user_attrs[CONFIRMS_ATTR]]
+            config = self.spec.confirmation_config(Config.from_dict(searched.user_attrs[CONFIG_ATTR]),
+                                                   trial.user_attrs[CONFIRM_SEED_ATTR])
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         return config
 
@@ -104,7 +147,8 @@ class StudySearcher(Searcher):
         # replaying define-by-run on the same trial returns them and stores the config.
         saved = stored.user_attrs.get(CONFIG_ATTR)
         config = Config.from_dict(saved) if saved else self.trial_config(trial)
-        return {"voxgan": config, "optuna_trial": number, "resume_from": stored.user_attrs.get(CHECKPOINT_ATTR)}
+        return {"voxgan": config, "optuna_trial": number, "resume_from": stored.user_attrs.get(CHECKPOINT_ATTR),
+                "stop_degenerate": self.stops_degenerate(stored.user_attrs)}
 
     def start_record(self, trial_id: str, trial: optuna.Trial, curve: list) -> EvaluationRecord:
         trial.set_user_attr(OWNER_ATTR, self.driver.id)  # first: other drivers now leave it alone
@@ -127,7 +171,7 @@ class StudySearcher(Searcher):
             record.add(result, self.metric)
         state, values, reason = self.verdict(result, error)
         if reason:
-            record.trial.set_user_attr(REASON_ATTR, reason)
+            record.trial.set_user_attr(REASON_ATTR if state == TrialState.FAIL else PRUNE_REASON_ATTR, reason)
         if result and isinstance(result.get("time_total_s"), float):
             record.trial.set_user_attr(SECONDS_ATTR, result["time_total_s"])
         self.study.tell(record.trial, values, state=state, skip_if_finished=True)
@@ -148,7 +192,7 @@ class StudySearcher(Searcher):
         if not is_finite(values):
             return TrialState.FAIL, None, f"non-finite objective values {values}"
         if report.status != Status.FINISHED:
-            return TrialState.PRUNED, None, None
+            return TrialState.PRUNED, None, report.reason  # a reason: stopped for degenerate samples
         return TrialState.COMPLETE, values, None
 
     def save(self, checkpoint_path: str) -> None:

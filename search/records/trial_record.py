@@ -23,7 +23,9 @@ class Status(str, Enum):
     """Where a Ray trial stands after a report."""
 
     RUNNING = "running"
-    """Evaluated before the end of its budget."""
+    """Evaluated before the end of its budget. The last report of a trial that ends so was
+    stopped: by the scheduler, or, with a `reason`, for degenerate samples (`voxgan.degeneracy`);
+    PRUNED in the study."""
     FINISHED = "finished"
     """Evaluated at the end of its budget."""
     DIVERGED = "diverged"
@@ -56,9 +58,11 @@ class Report:
     """What training ran in: fp32 or bf16 (autocast)."""
     node_id: str | None = None
     hostname: str | None = None
+    degenerate: str | None = None
+    """At a first evaluation: why the samples are degenerate (`voxgan.degeneracy`), stopped or not."""
 
     FIELDS = ("status", "kimg", "epoch", "start_kimg", "reason", "traceback", "cuda_visible_devices", "precision",
-              "node_id", "hostname")
+              "node_id", "hostname", "degenerate")
 
     @classmethod
     def failed(cls, status: Status, reason: str, **fields: Any) -> Report:
@@ -125,15 +129,33 @@ NODE_ATTR = "ray_node_id"
 HOST_ATTR = "hostname"
 """The Ray node (and its machine) that trained the trial; the last one for a continued trial."""
 REASON_ATTR = "fail_reason"
+DEGENERATE_ATTR = "degenerate_at_first"
+"""Why a trial's samples were degenerate at its first evaluation, whether it stopped there or not
+(a recipe's trial, or a study with `stop_degenerate: false`, trains on)."""
+PRUNE_REASON_ATTR = "prune_reason"
+"""Why a trial was stopped before its budget other than by the scheduler (degenerate samples)."""
 SECONDS_ATTR = "seconds"
 """The trial's own time in this run (Ray's time_total_s): training, evaluation, checkpoints."""
+
+CONFIRMS_ATTR = "confirms"
+"""On a confirmation run: the number of the trial whose config it retrains (`voxgan_search.records.confirmation`)."""
+CONFIRM_SEED_ATTR = "confirm_seed"
+"""... and the seed it retrains with."""
 
 # ---- the study's user attributes -----------------------------------------------------------------
 
 TOTAL_ATTR = "trials"
 """The study's total of trials (`voxgan_search.coordination.slots`)."""
+CONFIRMATION_ATTR = "confirmation"
+"""{"sources": [trial numbers, the reference recipe's last], "seeds": [...]}: the confirmation
+planned once the search ended; its runs are enqueued with it."""
 DRIVER_RECORD_PREFIX = "driver "
 """`driver <id>`: one live (or stopped) driver's record (`voxgan_search.coordination.drivers`)."""
+
+
+def is_confirmation(trial: Any) -> bool:
+    """A confirmation run, not a trial of the search."""
+    return CONFIRMS_ATTR in trial.user_attrs
 
 
 def final_score(trial: Any) -> float:

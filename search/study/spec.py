@@ -67,6 +67,27 @@ class Budget(_Strict):
         return sorted(every | {rung for rung in self.rungs() if rung < self.kimg})
 
 
+class Confirm(_Strict):
+    """After the search, the `top` best finished trials and the reference recipe are retrained
+    with `seeds` fresh seeds each (first_seed, first_seed + 1, ...: none is the search's own, so
+    its luck does not carry over), on a larger evaluation: every test shape and `n_samples`
+    samples. The pick is the config with the best mean score (`voxgan_search.records.confirmation`)."""
+
+    top: int = Field(3, ge=0)
+    """Finished trials to confirm; 0 turns confirmation off."""
+    seeds: int = Field(3, ge=2)
+    """Retrainings of each config: at least 2, for a spread and a paired interval."""
+    first_seed: int = Field(1, ge=0)
+    n_samples: int | None = Field(None, ge=2)
+    """Samples of each confirmation evaluation (default: twice the search's)."""
+    kimg: float | None = Field(None, gt=0.0)
+    """Each retraining's budget (default: the search's budget.kimg)."""
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
+
 class Resources(_Strict):
     cpus_per_trial: float = Field(1.0, gt=0.0)
     gpus_per_trial: float = Field(0.0, ge=0.0)
@@ -83,9 +104,14 @@ class StudySpec(_Strict):
     budget: Budget
     objectives: list[str] = ["score"]
     scheduler: Literal["asha", "fifo"] = "asha"
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: Literal["tpe", "random", "gp"] = "tpe"
+    """gp: Optuna's Gaussian-process sampler (a model-based alternative to TPE)."""
     seed: int = 0
     resources: Resources = Field(default_factory=Resources)
+    stop_degenerate: bool = True
+    """A trial whose samples are degenerate at its first evaluation stops there, PRUNED with the
+    reason (`voxgan.degeneracy`); the recipes' trials train on (ASHA may still stop them)."""
+    confirm: Confirm = Field(default_factory=Confirm)
     keep_checkpoints: int = Field(3, ge=1)
     """Finished trials that keep their last checkpoint: the best ones (`voxgan_search.records.retention`)."""
     space: SpaceSpec = Field(default_factory=SpaceSpec)  # type: ignore[valid-type]
@@ -113,6 +139,20 @@ class StudySpec(_Strict):
             fixed["eval"] = {"probe": True}
         values = merge(merge(self.base, fixed), suggested)
         return Config.from_dict(values)
+
+
+    def confirmation_config(self, searched: Config, seed: int) -> Config:
+        """A searched trial's config retrained for confirmation: another seed, the confirmation's
+        budget, every test shape and more samples."""
+        values = searched.to_dict()
+        n_samples = self.confirm.n_samples or 2 * searched.eval.n_samples
+        values = merge(values, {"seed": seed, "kimg": self.confirm_kimg,
+                                "eval": {"n_samples": n_samples, "max_real": None}})
+        return Config.from_dict(values)
+
+    @property
+    def confirm_kimg(self) -> float:
+        return self.confirm.kimg or self.budget.kimg
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,11 @@ def best_finished_score(study: optuna.Study) -> float:
     return min((final_score(t) for t in finished_trials(study)), default=math.inf)
 
 
+def noise(values: dict[str, float], name: str) -> str:
+    """"±se" after the score, where the evaluation measured its standard error."""
+    return f" ±{values['score_se']:.3f}" if name == "score" and "score_se" in values else ""
+
+
 class ProgressPrinter(Callback):
     def __init__(self, quiet: bool = False, best: float = math.inf, best_finished: float = math.inf):
         self.quiet = quiet
@@ -55,7 +60,8 @@ class ProgressPrinter(Callback):
         if report is None or not report.status.evaluated:
             return
         self.best = min(self.best, report.score)
-        values = "  ".join(f"{short} {report.metrics[name]:.3f}" for name, short in PROGRESS if name in report.metrics)
+        values = "  ".join(f"{short} {report.metrics[name]:.3f}" + noise(report.metrics, name)
+                           for name, short in PROGRESS if name in report.metrics)
         self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {report.kimg:>6.1f} kimg  {values}  (best {self.best:.3f})")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -63,7 +69,7 @@ class ProgressPrinter(Callback):
         report = Report.from_result(trial.last_result or {})
         status = "?" if report is None else report.status.value
         if report is not None and report.status == Status.RUNNING:
-            status = "stopped early"
+            status = "stopped at its first evaluation" if report.reason else "stopped early"
         if report is not None and report.status == Status.FINISHED and math.isfinite(report.score):
             self.best_finished = min(self.best_finished, report.score)
             status = f"finished, score {report.score:.3f}"

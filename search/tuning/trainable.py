@@ -47,7 +47,8 @@ def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], 
         if device.type == "cuda" and 0 < gpu_share < 1:
             # Ray's fractional GPUs are bookkeeping only: a trial may take no more than its share
             torch.cuda.set_per_process_memory_fraction(gpu_share)
-        train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from"), device), marks)
+        train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from"), device), marks,
+                           stop_degenerate=config.get("stop_degenerate", True))
     except Diverged as exc:
         tune.report(Report.failed(Status.DIVERGED, str(exc), epoch=exc.epoch, kimg=exc.kimg).as_result())
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
@@ -73,18 +74,24 @@ def trial_device(configured: str, gpu_ids: list) -> torch.device:
     return torch.device("cuda")
 
 
-def train_and_evaluate(trainer: Trainer, marks: list[float]) -> None:
+def train_and_evaluate(trainer: Trainer, marks: list[float], stop_degenerate: bool = True) -> None:
     """The trial's budget: train to each kimg mark (the study's `Budget.marks()`), evaluating and
     reporting there. A trial continued from a checkpoint skips the marks before it (one it
     reaches exactly is reported again, and stored once). Every mark of this run is reported,
-    even one that the last whole iteration already passed."""
+    even one that the last whole iteration already passed. The first evaluation (of several)
+    also says whether the samples are degenerate (`voxgan.degeneracy`); with `stop_degenerate`
+    such a trial ends there, and without, it trains on with the verdict on record."""
     start_kimg = trainer.kimg
     for mark in marks:
         if mark < start_kimg:
             continue
         if trainer.kimg < mark:
             trainer.train_to_kimg(mark)
-        report_evaluation(trainer, mark, finished=mark >= marks[-1], start_kimg=start_kimg)
+        reason = trainer.degeneracy() if mark == marks[0] and mark < marks[-1] else None
+        report_evaluation(trainer, mark, finished=mark >= marks[-1], start_kimg=start_kimg, degenerate=reason,
+                          stop=stop_degenerate)
+        if reason and stop_degenerate:
+            return
 
 
 CPU_OOM_MARKERS = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
@@ -111,16 +118,21 @@ def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None, devi
         return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data, device=device)
 
 
-def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg: float) -> None:
+def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg: float,
+                      degenerate: str | None = None, stop: bool = True) -> None:
     """Score the generator, save a checkpoint with a picture of its samples and a mesh of the
     first few, report them at kimg `mark` (the trainer stops at the first whole iteration past
-    it), with the kimg this Ray trial started from (above 0 when it continued a checkpoint)."""
+    it), with the kimg this Ray trial started from (above 0 when it continued a checkpoint).
+    `degenerate`: why its samples are degenerate, reported as the reason it ends here (with
+    `stop`) or only recorded."""
     scores = trainer.evaluate()
     last_epoch = trainer.history[-1]
     report = Report(Status.FINISHED if finished else Status.RUNNING,
                     {key: scores[key] if key in scores else last_epoch[key] for key in REPORTED
                      if key in scores or key in last_epoch},  # probe_acc only where eval.probe is on
-                    kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, precision=precision_name(trainer.amp_dtype),
+                    kimg=mark, epoch=trainer.epoch, start_kimg=start_kimg, degenerate=degenerate,
+                    reason=degenerate if stop else None,
+                    precision=precision_name(trainer.amp_dtype),
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                     node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
     with tempfile.TemporaryDirectory() as folder:

@@ -15,7 +15,7 @@ from voxgan_search.tuning.checkpoint_store import join
 from voxgan_search.coordination.drivers import Driver
 from voxgan_search.coordination.opening import OpenedStudy
 from voxgan_search.tuning.progress import ProgressPrinter, best_finished_score, best_score_so_far
-from voxgan_search.records.searcher import StudySearcher
+from voxgan_search.records.searcher import Deadline, StudySearcher
 from voxgan_search.coordination.storage import artifact_store_for
 from voxgan_search.study.spec import StudySpec
 from voxgan_search.tuning.trainable import train_trial
@@ -49,28 +49,34 @@ def trials_at_once(cpus_per_trial: float, gpus_per_trial: float, max_concurrent:
 
 
 def build_tuner(spec: StudySpec, opened: OpenedStudy, driver: Driver, data: VoxelDataset, out: Path,
-                storage_path: str, cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None, time_budget: float | None,
-                quiet: bool) -> tune.Tuner:
+                storage_path: str, cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None,
+                deadline: Deadline, quiet: bool, confirmation: bool = False,
+                resume: list[int] | None = None) -> tune.Tuner:
     """A fresh Ray Tune experiment `run-<time>` in the storage path (`<out>/ray` unless
     --storage-path names a shared folder or a URI) for the trials this driver takes from the
-    study: its searcher says when none are left (other drivers may take some)."""
+    study: its searcher says when none are left (other drivers may take some). With
+    `confirmation`, the experiment runs the study's confirmation: every run trains its whole
+    budget (no scheduler stops it) and is evaluated once, at the end. `resume`: the trials of an
+    interrupted run it continues."""
     # With a search algorithm, Ray Tune keeps one trial pending at a time, so trials would start
     # one worker start-up apart (seconds each on a busy machine); as many as can run are pending.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(trials_at_once(cpus_per_trial, gpus_per_trial, max_concurrent))
-    experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment = f"{'confirm' if confirmation else 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
     searcher = StudySearcher(spec, opened.study, opened.storage, join(storage_path, experiment),
-                             artifact_store_for(out), opened.to_resume, driver, time_budget)
+                             artifact_store_for(out), opened.to_resume if resume is None else resume, driver, deadline,
+                             confirmation)
+    marks = [spec.confirm_kimg] if confirmation else spec.budget.marks()
     # At most every trial of the study once; the searcher says FINISHED when the queue is empty.
     most = len(opened.study.get_trials(deepcopy=False))
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=data, marks=spec.budget.marks(), threads=max(1, int(cpus_per_trial)),
+        tune.with_parameters(train_trial, data=data, marks=marks, threads=max(1, int(cpus_per_trial)),
                              gpu_share=gpus_per_trial),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, scheduler=make_scheduler(spec), num_samples=most,
+            search_alg=searcher, scheduler=FIFOScheduler() if confirmation else make_scheduler(spec), num_samples=most,
             max_concurrent_trials=max_concurrent,
             # A CPU trial reuses its worker (a process start saved per trial); a GPU trial gets a
             # fresh one, so that no cached memory, memory cap or failed CUDA context of one trial

@@ -1,0 +1,179 @@
+"""Search strategies side by side, at equal kimg: which one's confirmed pick is best?
+
+Each (strategy, study seed, kimg budget) runs one `voxgan-search` of the study with
+`--kimg-budget` (no new trial once the search's trials have trained that many kimg) and its
+confirmation (the top trials and the reference recipe retrained over the study's confirmation
+seeds, `voxgan_search.records.confirmation`). Its result, one JSON line, is appended to `--results`
+as soon as the study ends, so a comparison interrupted or extended later continues instead of
+rerunning: a (strategy, seed, budget) already in the file is skipped.
+
+    python -m benchmarks.search_strategies --study default --budgets 800 --seeds 0 1 2
+    python -m benchmarks.search_strategies --plot-only        # the picture and table from the results
+
+Strategies:
+- tpe-asha: today's default (TPE, ASHA);
+- random-asha: random sampling with ASHA;
+- tpe-fifo: TPE without pruning (every trial trains its whole budget);
+- gp-asha: Optuna's Gaussian-process sampler with ASHA;
+- reference: no search; the same kimg spent on seeds of the reference recipe. Its pick's
+  retrained score is the reference recipe's confirmed mean, since a seed does not carry over to a
+  retraining; it is read from the other strategies' confirmations of the same study seed.
+
+The plot (`--plot`): the confirmed pick's mean score against kimg spent, median and range over
+study seeds per strategy, with the reference recipe's confirmed score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STRATEGIES = {
+    "tpe-asha": ["--set", "sampler=tpe", "--set", "scheduler=asha"],
+    "random-asha": ["--set", "sampler=random", "--set", "scheduler=asha"],
+    "tpe-fifo": ["--set", "sampler=tpe", "--set", "scheduler=fifo"],
+    "gp-asha": ["--set", "sampler=gp", "--set", "scheduler=asha"],
+}
+SEARCHED = tuple(STRATEGIES)
+
+
+def most_trials(study: str, budget: float) -> int:
+    """--trials for a study the kimg budget ends: every trial trains at least to its first
+    evaluation, so no more than this many fit in the budget (and a few in flight)."""
+    from voxgan_search.study.spec import load_study
+
+    return math.ceil(budget / load_study(study).budget.marks()[0]) + 8
+
+
+def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str]) -> dict:
+    """One study under one strategy: its search, its confirmation, and what they cost."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "run"
+        command = [sys.executable, "-m", "voxgan_search.cli", "--study", study, "--out", str(out), "--quiet",
+                   "--trials", str(most_trials(study, budget)), "--kimg-budget", str(budget), "--set", f"seed={seed}",
+                   *STRATEGIES[strategy], *extra]
+        start = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        if done.returncode != 0:
+            raise SystemExit(f"{strategy} seed {seed}: voxgan-search exited {done.returncode}: {done.stderr[-2000:]}")
+        summary = json.loads((out / "summary.json").read_text())
+    confirmed = summary.get("confirmation") or {}
+    configs = confirmed.get("configs", [])
+    pick = min((c for c in configs if c["scores"]), key=lambda c: c["mean"], default=None)
+    reference = next((c for c in configs if c["label"] == "reference recipe"), None)
+    return {
+        "study": study, "strategy": strategy, "seed": seed, "budget_kimg": budget, "seconds": round(seconds, 1),
+        "trials": summary["trials"], "kimg_spent": summary.get("kimg_spent"),
+        "search_best": (summary.get("best") or {}).get("metrics", {}).get("score"),
+        "pick": pick and {"trial": pick["trial"], "mean": pick["mean"], "std": pick["std"],
+                          "difference": pick["difference"], "interval": pick["interval"]},
+        "reference": reference and {"mean": reference["mean"], "std": reference["std"]},
+        "verdict": confirmed.get("verdict"),
+        "lines": confirmed.get("lines"),
+    }
+
+
+def read_results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: per strategy and budget, the confirmed pick's score (median, range over seeds),
+    how often it beat the reference recipe (interval below 0), kimg and minutes spent."""
+    rows = ["| strategy | budget (kimg) | study seeds | confirmed pick, median (range) | beat the reference | "
+            "kimg spent | minutes |", "|---|---|---|---|---|---|---|"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["strategy"], r["budget_kimg"]), []).append(r)
+    references: dict[tuple, list[float]] = {}
+    for r in results:
+        if r["reference"]:
+            references.setdefault((r["budget_kimg"], r["seed"]), []).append(r["reference"]["mean"])
+    for (strategy, budget), rs in sorted(groups.items()):
+        picks = [r["pick"]["mean"] for r in rs if r["pick"]]
+        beat = sum(1 for r in rs if r["pick"] and r["pick"]["interval"] and r["pick"]["interval"][1] < 0)
+        rows.append(f"| {strategy} | {budget:g} | {len(rs)} | {median_range(picks)} | {beat} of {len(rs)} | "
+                    f"{median_range([r['kimg_spent'] for r in rs if r['kimg_spent']], '.1f')} | "
+                    f"{median_range([r['seconds'] / 60 for r in rs], '.1f')} |")
+    for budget in sorted({b for b, _ in references}):
+        means = [statistics.fmean(v) for (b, _), v in references.items() if b == budget]
+        rows.append(f"| reference (seeds only) | {budget:g} | {len(means)} | {median_range(means)} | - | - | - |")
+    return "\n".join(rows)
+
+
+def median_range(values: list[float], fmt: str = ".3f") -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}} to {max(values):{fmt}})"
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for strategy in SEARCHED:
+        rs = [r for r in results if r["strategy"] == strategy and r["pick"] and r["kimg_spent"]]
+        budgets = sorted({r["budget_kimg"] for r in rs})
+        if not budgets:
+            continue
+        x = [statistics.median([r["kimg_spent"] for r in rs if r["budget_kimg"] == b]) for b in budgets]
+        scores = [[r["pick"]["mean"] for r in rs if r["budget_kimg"] == b] for b in budgets]
+        mid = [statistics.median(s) for s in scores]
+        ax.errorbar(x, mid, yerr=[[m - min(s) for m, s in zip(mid, scores)], [max(s) - m for m, s in zip(mid, scores)]],
+                    marker="o", capsize=3, label=strategy)
+    references = [r["reference"]["mean"] for r in results if r["reference"]]
+    if references:
+        ax.axhline(statistics.median(references), color="k", ls="--", lw=1, label="reference recipe (confirmed)")
+    ax.set_xlabel("kimg spent by the search")
+    ax.set_ylabel("confirmed pick's mean score (lower is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", default="default")
+    p.add_argument("--strategies", nargs="+", default=list(SEARCHED), choices=SEARCHED)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="study seeds (the sampler's)")
+    p.add_argument("--budgets", nargs="+", type=float, default=[800.0], help="kimg each study's search may train")
+    p.add_argument("--results", type=Path, default=Path("benchmarks/results-strategies.jsonl"))
+    p.add_argument("--plot", type=Path, default=Path("docs/images/search-strategies.png"))
+    p.add_argument("--plot-only", action="store_true")
+    p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to voxgan-search as --set (e.g. confirm.seeds=5)")
+    args = p.parse_args()
+    extra = [word for pair in args.extra for word in ("--set", pair)]
+    if not args.plot_only:
+        for budget in args.budgets:
+            for seed in args.seeds:
+                for strategy in args.strategies:
+                    done = {(r["study"], r["strategy"], r["seed"], r["budget_kimg"]) for r in read_results(args.results)}
+                    if (args.study, strategy, seed, budget) in done:
+                        continue
+                    result = run_one(args.study, strategy, seed, budget, extra)
+                    with args.results.open("a") as f:
+                        f.write(json.dumps(result) + "\n")
+                    print(f"{strategy} seed {seed} budget {budget:g}: pick {result['pick'] and result['pick']['mean']}, "
+                          f"{result['seconds']:.0f} s; {result['verdict']}", flush=True)
+    results = [r for r in read_results(args.results) if r["study"] == args.study]
+    print(table(results))
+    if results:
+        plot(results, args.plot)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
