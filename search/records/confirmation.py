@@ -61,7 +61,8 @@ def plan(study: optuna.Study, spec: StudySpec) -> dict | None:
     trials and of the reference recipe that the study does not hold yet. Called when the search
     has ended, or when --time-budget ended this run's share of it: a search `--resume`d later
     and finishing better trials adds theirs, and configs confirmed before stay in the table.
-    Runs are enqueued before `CONFIRMATION_ATTR` records them, and the runs already there are
+    A `--resume` with more `confirm.seeds` adds the new seeds' runs of every config, for when
+    the interval is too wide to decide. Runs are enqueued before `CONFIRMATION_ATTR` records them, and the runs already there are
     counted, so a driver killed in between enqueues nothing twice. None when confirmation is off
     or no trial of the search finished."""
     if spec.confirm.top == 0:
@@ -71,7 +72,7 @@ def plan(study: optuna.Study, spec: StudySpec) -> dict | None:
     if reference is None or not best:
         return before if before["sources"] else None  # nothing finished to confirm against the reference
     sources = [n for n in before["sources"][:-1]] + [n for n in best if n not in before["sources"]] + [reference]
-    seeds = before["seeds"]
+    seeds = before["seeds"] + [seed for seed in spec.confirm.seed_list if seed not in before["seeds"]]  # more seeds: more runs
     enqueued = {(t.user_attrs[CONFIRMS_ATTR], t.user_attrs[CONFIRM_SEED_ATTR]) for t in runs(study)}
     trials = study.get_trials(deepcopy=False)
     for number in sources:
@@ -87,7 +88,7 @@ def plan(study: optuna.Study, spec: StudySpec) -> dict | None:
 def runs_left(study: optuna.Study, spec: StudySpec) -> int:
     """Confirmation runs not yet ended, counting those of a confirmation not yet planned."""
     planned = study.user_attrs.get(CONFIRMATION_ATTR)
-    total = (len(planned["sources"]) * len(planned["seeds"]) if planned
+    total = (len(planned["sources"]) * len(set(planned["seeds"]) | set(spec.confirm.seed_list)) if planned
              else (spec.confirm.top + 1) * spec.confirm.seeds if spec.confirm.top else 0)
     return max(0, total - len(runs(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))))
 
