@@ -22,7 +22,6 @@ from voxgan_search.tuning.checkpoint_store import resolve_storage_path
 from voxgan_search.coordination.drivers import Driver, others_live, owned_running
 from voxgan_search.coordination.opening import OpenedStudy, check_folder, open_study
 from voxgan_search.coordination.ray_session import quiet_ray
-from voxgan_search.coordination.slots import waiting
 from voxgan_search.records import confirmation
 from voxgan_search.records.ranking import kimg_spent
 from voxgan_search.records.summary import summary
@@ -120,8 +119,7 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
         if not settings.quiet:
             print(data.summary.text(), file=sys.stderr)  # what the trials learn from and are scored on
             print(f"{opening_line(spec.name, out, opened)}; checkpoints in {settings.storage_path}", file=sys.stderr)
-        if opened.new_trials + len(opened.to_resume) + waiting(opened.study, confirmation=True) > 0 or (
-                spec.confirm.top and confirmation.runs_left(opened.study, spec)):
+        if opened.new_trials + len(opened.to_resume) + confirmation.runs_left(opened.study, spec) > 0:
             run_trials(spec, settings, opened, driver, data)
         if left := owned_running(opened.study, driver.id):
             # Tune catches SIGINT and returns from fit() as if the study were done; the trials it

@@ -179,3 +179,12 @@ def test_a_killed_confirmation_resumes_to_exactly_its_runs_and_export_takes_the_
     assert f"trial {best_run.number} (the confirmed pick" in done.stdout
     assert Config.from_dict(yaml.safe_load(exported.read_text())) == Config.from_dict(best_run.user_attrs["config"])
     assert exported.with_suffix(".pt").is_file()
+
+    # a resume with more seeds adds their runs to every confirmed config, and nothing else
+    more = subprocess.run([*argv, "--resume", "--set", f"confirm.seeds={SEEDS + 1}"], capture_output=True, text=True,
+                          timeout=300)
+    assert more.returncode == 0, more.stderr
+    runs = [t for t in open_existing_study(None, out, None).trials if "confirms" in t.user_attrs]
+    assert len(runs) == (TOP + 1) * (SEEDS + 1) and all(t.state == TrialState.COMPLETE for t in runs)
+    assert {t.user_attrs["confirm_seed"] for t in runs} == set(range(1, SEEDS + 2))
+    assert f"confirmation: {len(runs)} of {len(runs)} runs" in more.stdout

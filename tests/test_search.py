@@ -265,17 +265,34 @@ def test_report_says_optunas_warnings_in_a_line_each(searched, tmp_path, capsys)
     assert all(line.startswith("note: ") for line in err.splitlines()), err
 
 
-def test_time_budget_starts_no_new_trial_and_lets_running_ones_finish(tmp_path, capsys):
+def budgeted_run(tmp_path: Path, *budget: str) -> Path:
+    """The tiny study, one trial at a time, 40 trials asked for, ended early by `budget`'s flag."""
     study_file = tmp_path / "tiny.yaml"
     study_file.write_text(yaml.safe_dump(STUDY))
     out = tmp_path / "run"
     assert dispatch(["--study", str(study_file), "--out", str(out), "--max-concurrent", "1", "--quiet",
-                     "--trials", "40", "--time-budget", "2"]) == 0
+                     "--trials", "40", *budget]) == 0
+    return out
+
+
+def test_time_budget_starts_no_new_trial_and_lets_running_ones_finish(tmp_path, capsys):
+    out = budgeted_run(tmp_path, "--time-budget", "2")
     states = [t.state for t in trials(out)]
     finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
     assert 1 <= len(finished) < 40
     assert TrialState.RUNNING not in states  # Ray Tune's own time budget would have left them RUNNING
     assert f"the study has {len(finished)} of 40 trials" in capsys.readouterr().err
+
+
+def test_kimg_budget_starts_no_new_trial_once_the_trials_have_trained_that_much(tmp_path, capsys):
+    out = budgeted_run(tmp_path, "--kimg-budget", "0.2")
+    ended = [t for t in trials(out) if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    spent = sum(t.user_attrs.get("kimg", 0.0) for t in trials(out))
+    most = STUDY["budget"]["kimg"]
+    # each trial is taken while less than 0.2 kimg is spent; one runs and one may wait meanwhile
+    assert 0.2 <= spent < 0.2 + 2 * most and len(ended) < 40
+    assert TrialState.RUNNING not in {t.state for t in trials(out)}
+    assert f"--kimg-budget reached: the study has {len(ended)} of 40 trials" in capsys.readouterr().err
 
 
 def test_each_evaluation_records_a_small_mesh_beside_its_picture(searched):

@@ -72,9 +72,9 @@ def is_open_slot(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state == TrialState.WAITING and not trial.system_attrs.get("fixed_params")
 
 
-def waiting(study: optuna.Study, confirmation: bool = False) -> int:
-    """WAITING trials of the search (or of the confirmation)."""
-    return sum(is_confirmation(t) == confirmation for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+def waiting(study: optuna.Study) -> int:
+    """WAITING trials of the search (its confirmation's are `confirmation.runs_left`)."""
+    return sum(not is_confirmation(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def take(study: optuna.Study, storage: optuna.storages.BaseStorage, confirmation: bool = False) -> optuna.Trial | None:

@@ -39,11 +39,6 @@ def search_trials(study: optuna.Study, states: tuple[TrialState, ...] | None = N
     return [t for t in study.get_trials(deepcopy=False, states=states) if not is_confirmation(t)]
 
 
-def search_done(study: optuna.Study) -> bool:
-    """Every trial of the search has ended (none WAITING or RUNNING)."""
-    return not search_trials(study, (TrialState.WAITING, TrialState.RUNNING))
-
-
 def reference_trial(study: optuna.Study) -> FrozenTrial | None:
     return next((t for t in search_trials(study) if t.user_attrs.get(REFERENCE_ATTR)), None)
 
@@ -88,8 +83,10 @@ def plan(study: optuna.Study, spec: StudySpec) -> dict | None:
 def runs_left(study: optuna.Study, spec: StudySpec) -> int:
     """Confirmation runs not yet ended, counting those of a confirmation not yet planned."""
     planned = study.user_attrs.get(CONFIRMATION_ATTR)
+    if not spec.confirm.top:
+        return 0
     total = (len(planned["sources"]) * len(set(planned["seeds"]) | set(spec.confirm.seed_list)) if planned
-             else (spec.confirm.top + 1) * spec.confirm.seeds if spec.confirm.top else 0)
+             else (spec.confirm.top + 1) * spec.confirm.seeds)
     return max(0, total - len(runs(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))))
 
 
