@@ -15,6 +15,8 @@ Strategies:
 - random-asha: random sampling with ASHA;
 - tpe-fifo: TPE without pruning (every trial trains its whole budget);
 - gp-asha: Optuna's Gaussian-process sampler with ASHA;
+- pbt, pb2: population-based training (Ray Tune's PopulationBasedTraining, PB2): the budget buys
+  budget / budget.kimg members (the reference recipe among them), each trained its whole budget;
 - reference: no search; the same kimg spent on seeds of the reference recipe. Its pick's
   retrained score is the reference recipe's confirmed mean, since a seed does not carry over to a
   retraining; it is read from the other strategies' confirmations of the same study seed.
@@ -40,8 +42,12 @@ STRATEGIES = {
     "random-asha": ["--set", "sampler=random", "--set", "scheduler=asha"],
     "tpe-fifo": ["--set", "sampler=tpe", "--set", "scheduler=fifo"],
     "gp-asha": ["--set", "sampler=gp", "--set", "scheduler=asha"],
+    "pbt": ["--set", "scheduler=pbt"],
+    "pb2": ["--set", "scheduler=pb2"],
 }
 SEARCHED = tuple(STRATEGIES)
+POPULATIONS = ("pbt", "pb2")
+"""Population-based training: the budget buys members (budget / budget.kimg of them), none stopped."""
 
 
 def most_trials(study: str, budget: float) -> int:
@@ -52,13 +58,21 @@ def most_trials(study: str, budget: float) -> int:
     return math.ceil(budget / load_study(study).budget.marks()[0]) + 8
 
 
+def population_size(study: str, budget: float) -> int:
+    """Members of a population that spends `budget` kimg: each trains the study's whole budget."""
+    from voxgan_search.study.spec import load_study
+
+    return max(2, round(budget / load_study(study).budget.kimg))
+
+
 def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str]) -> dict:
     """One study under one strategy: its search, its confirmation, and what they cost."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run"
+        limit = (["--trials", str(population_size(study, budget))] if strategy in POPULATIONS else
+                 ["--trials", str(most_trials(study, budget)), "--kimg-budget", str(budget)])
         command = [sys.executable, "-m", "voxgan_search.cli", "--study", study, "--out", str(out), "--quiet",
-                   "--trials", str(most_trials(study, budget)), "--kimg-budget", str(budget), "--set", f"seed={seed}",
-                   *STRATEGIES[strategy], *extra]
+                   *limit, "--set", f"seed={seed}", *STRATEGIES[strategy], *extra]
         start = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.monotonic() - start

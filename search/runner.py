@@ -25,7 +25,7 @@ from voxgan_search.coordination.ray_session import quiet_ray
 from voxgan_search.records import confirmation
 from voxgan_search.records.ranking import kimg_spent
 from voxgan_search.records.summary import summary
-from voxgan_search.records.trial_record import CONFIRMATION_ATTR, is_confirmation
+from voxgan_search.records.trial_record import CONFIRMATION_ATTR, TOTAL_ATTR, is_confirmation
 from voxgan_search.study.spec import StudySpec
 from voxgan.cli import make_output_folder
 from voxgan.data import VoxelDataset, load_dataset
@@ -56,8 +56,9 @@ class SearchSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace, spec: StudySpec) -> SearchSettings:
         out = args.out or Path("runs") / spec.name
+        default_trials = spec.population.size if spec.population_based else DEFAULT_TRIALS
         settings = cls(
-            trials=DEFAULT_TRIALS if args.trials is None else args.trials,
+            trials=default_trials if args.trials is None else args.trials,
             out=out,
             storage=args.storage,
             storage_path=resolve_storage_path(args.storage_path, out),
@@ -114,6 +115,8 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
                           f"with X_train / X_test / y_train / y_test has them)")
     driver = Driver.this_process()
     opened = open_study(spec, out, settings.storage, settings.resume, settings.trials, driver)
+    if spec.population_based and settings.resume:
+        restart_population(spec, opened, settings.trials)
     try:
         make_output_folder(out)
         if not settings.quiet:
@@ -135,6 +138,28 @@ def run_search(spec: StudySpec, settings: SearchSettings) -> dict:
         print(f"{which} reached: the study has {ran} of {opened.total} trials; `--resume` runs the rest",
               file=sys.stderr)
     return summary(opened.study)
+
+
+def restart_population(spec: StudySpec, opened: OpenedStudy, size: int) -> None:
+    """An interrupted population is not continued (`voxgan_search.tuning.population`): members a
+    killed driver left RUNNING are marked FAIL, and when the study's last population ended so
+    (and none is queued), a new population of `size` (the reference recipe first) is queued."""
+    from voxgan_search.coordination.opening import enqueue_recipes
+    from voxgan_search.coordination.slots import top_up
+    from voxgan_search.tuning.population import INTERRUPTED_SHORT, fail_members, was_interrupted
+
+    left_running = [n for n in opened.to_resume if not is_confirmation(opened.study.get_trials(deepcopy=False)[n])]
+    fail_members(opened.study, left_running, opened.storage)
+    opened.to_resume = [n for n in opened.to_resume if n not in left_running]
+    if not was_interrupted(opened.study) or opened.new_trials > 0:
+        return
+    print(f"population-based training restarts: the interrupted population's members stay FAIL ("
+          f"'{INTERRUPTED_SHORT}'), and a new population of {size} starts", file=sys.stderr)
+    enqueue_recipes(opened.study, spec)
+    total = len(confirmation.search_trials(opened.study)) + size - 1  # the reference recipe just queued, and the rest
+    top_up(opened.study, total)
+    opened.study.set_user_attr(TOTAL_ATTR, total)
+    opened.new_trials, opened.total = size, total
 
 
 def finished_count(opened: OpenedStudy) -> int:
@@ -170,7 +195,9 @@ def run_trials(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, d
         at_once = trials_at_once(settings.cpus_per_trial, settings.gpus_per_trial, settings.max_concurrent)
         deadline = Deadline(settings.time_budget, reserve=functools.partial(confirmation.reserve, opened.study, spec, at_once),
                             kimg=settings.kimg_budget, spent=functools.partial(kimg_spent, opened.study))
-        if opened.new_trials + len(resume_search) > 0:
+        if spec.population_based and opened.new_trials > 0:
+            run_population(spec, settings, opened, driver, data)
+        elif opened.new_trials + len(resume_search) > 0:
             tuner(deadline, resume=resume_search).fit()
         if owned_running(opened.study, driver.id) or others_live(opened.study, driver.id):
             return  # interrupted; or another driver's trials still run, and the last driver confirms
@@ -179,6 +206,20 @@ def run_trials(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, d
         if not settings.quiet:
             print(confirmation_line(opened, spec, at_once), file=sys.stderr)
         tuner(deadline.for_confirmation(), confirmation=True, resume=resume_confirmation).fit()
+
+
+def run_population(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, driver: Driver,
+                   data: VoxelDataset) -> None:
+    """Train the queued trials as one population; an interrupted one leaves no member RUNNING."""
+    from voxgan_search.tuning.population import fail_members
+    from voxgan_search.tuning.tuner import build_population_tuner
+
+    build_population_tuner(spec, opened, driver, data, settings.out, settings.storage_path, settings.cpus_per_trial,
+                           settings.gpus_per_trial, settings.max_concurrent, settings.quiet).fit()
+    if left := owned_running(opened.study, driver.id):
+        fail_members(opened.study, left, opened.storage)
+        raise KeyboardInterrupt(f"{len(left)} population member(s) marked FAIL (a population is not continued); "
+                                "`--resume` starts a new population")
 
 
 def confirmation_line(opened: OpenedStudy, spec: StudySpec, at_once: int) -> str:

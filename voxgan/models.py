@@ -201,10 +201,22 @@ def optimizers_using(key: str) -> tuple[str, ...]:
                  if any(key in ((keys,) if isinstance(keys, str) else keys) for keys in options.values()))
 
 
-def configure_optimizer(model: nn.Module, net: NetConfig, device: torch.device) -> torch.optim.Optimizer:
-    """The optimiser `net` configures for `model`'s parameters; on CUDA the fused implementation."""
-    kind, options = OPTIMIZERS[net.optimizer]
+def optimizer_settings(net: NetConfig) -> dict[str, float | tuple[float, ...]]:
+    """The settings of `net`'s optimiser as torch names them (lr, weight_decay, betas, ...)."""
+    _, options = OPTIMIZERS[net.optimizer]
     arguments = {arg: getattr(net, keys) if isinstance(keys, str) else tuple(getattr(net, k) for k in keys)
                  for arg, keys in options.items()}
+    return {"lr": net.lr, "weight_decay": net.weight_decay, **arguments}
+
+
+def configure_optimizer(model: nn.Module, net: NetConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser `net` configures for `model`'s parameters; on CUDA the fused implementation."""
+    kind, _ = OPTIMIZERS[net.optimizer]
     fast = {"fused": True} if device.type == "cuda" and net.optimizer in FUSED else {}
-    return kind(model.parameters(), lr=net.lr, weight_decay=net.weight_decay, **arguments, **fast)
+    return kind(model.parameters(), **optimizer_settings(net), **fast)
+
+
+def apply_optimizer_settings(optimizer: torch.optim.Optimizer, net: NetConfig) -> None:
+    """Set `net`'s settings on a running optimiser (a schedule's change), its moments kept."""
+    for group in optimizer.param_groups:
+        group.update(optimizer_settings(net))

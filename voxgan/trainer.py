@@ -34,7 +34,9 @@ from voxgan.errors import CheckpointError, ConfigError, Diverged
 from voxgan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from voxgan.metric_table import PER_EPOCH
 from voxgan.probe import EVAL_C_GRID, EVAL_FOLDS, probe_discriminator
-from voxgan.models import MEMORY_FORMAT, Discriminator, Generator, configure_optimizer, init_weights
+from voxgan.models import (
+    MEMORY_FORMAT, Discriminator, Generator, apply_optimizer_settings, configure_optimizer, init_weights,
+)
 from voxgan.sampling import generate, sample_latent
 from voxgan.scoring import sample_scores
 
@@ -60,6 +62,10 @@ class Trainer:
         """`device`: where to train, when the caller knows better than `cfg.device` (a search trial
         runs where Ray placed it: `voxgan_search.tuning.trainable.trial_device`)."""
         self.cfg = cfg
+        """The run's config as given, its schedule included: what checkpoints keep and replays start from."""
+        self.now = cfg
+        """The settings in effect now: `cfg` with its schedule's due entries applied (`_enter_schedule`)."""
+        self._next_switch = cfg.schedule[0].shapes if cfg.schedule else None
         self.device = device or pick_device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device=cuda was asked for but no CUDA device is available")
@@ -141,8 +147,8 @@ class Trainer:
 
     def noise_std(self) -> float:
         """The instance noise's standard deviation now: constant, or fading to 0 at instance_noise_kimg."""
-        fade = self.cfg.instance_noise_kimg
-        return self.cfg.instance_noise * (1.0 if fade is None else max(0.0, 1.0 - self.kimg / fade))
+        fade = self.now.instance_noise_kimg
+        return self.now.instance_noise * (1.0 if fade is None else max(0.0, 1.0 - self.kimg / fade))
 
     def _noisy(self, volumes: torch.Tensor) -> torch.Tensor:
         """What D sees: the volume plus instance noise, when the config asks for it."""
@@ -152,9 +158,24 @@ class Trainer:
         noise = torch.randn(volumes.shape, generator=self.rng, device=volumes.device, dtype=volumes.dtype)
         return volumes + std * noise
 
+    def _enter_schedule(self) -> None:
+        """Take the settings the schedule gives at the shapes seen so far: the optimisers' (their
+        moments kept), G's moving average (started from G when the schedule turns it on), and
+        what the steps read from `now` (instance noise, penalties)."""
+        self.now = self.cfg.in_effect(self.shapes_seen)
+        self._next_switch = next((e.shapes for e in self.cfg.schedule if e.shapes > self.shapes_seen), None)
+        apply_optimizer_settings(self.g_opt, self.now.generator)
+        apply_optimizer_settings(self.d_opt, self.now.discriminator)
+        if self.now.ema_decay == 0:
+            self.G_ema = None
+        elif self.G_ema is None:
+            self.G_ema = WarmupEMA(self.G, self.now.ema_decay)
+        else:
+            self.G_ema.decay = self.now.ema_decay
+
     def _discriminator_step(self) -> torch.Tensor:
         """One D update on a real and a fake batch; returns its stats (no host sync)."""
-        cfg = self.cfg
+        cfg = self.now
         real = self._noisy(self._real_batch())
         with torch.no_grad(), self._autocast():
             fake = self._noisy(self.G(self.sample_latent(real.shape[0])).float())
@@ -202,6 +223,8 @@ class Trainer:
         g_sum = torch.zeros((), device=self.device)
         d_sums = torch.zeros(5, device=self.device)
         for _ in range(iterations):
+            if self._next_switch is not None and self.shapes_seen >= self._next_switch:
+                self._enter_schedule()
             for _ in range(self.cfg.d_steps):
                 d_sums += self._discriminator_step()
             g_sum += self._generator_step(min(self.cfg.batch_size, len(self.train_set)))
@@ -330,16 +353,21 @@ class Trainer:
         return write_checkpoint(self.state(), path)
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from `state` under this trainer's config: the schedule's settings at the
+        state's shapes seen, over the optimisers' stored ones (the same, unless the config
+        switched settings there: `Config.switched`)."""
         self.G.load_state_dict(state["generator"])
-        if self.G_ema is not None:
-            self.G_ema.load_state_dict(state["generator_ema"])
         self.D.load_state_dict(state["discriminator"])
         self.g_opt.load_state_dict(state["g_optimizer"])
         self.d_opt.load_state_dict(state["d_optimizer"])
+        self.shapes_seen = state["shapes_seen"]
+        self.G_ema = None if state["generator_ema"] is None else WarmupEMA(self.G, max(self.now.ema_decay, 1e-9))
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["generator_ema"])
+        self._enter_schedule()
         if state["rng_device"] == self.device.type:
             self.rng.set_state(state["rng"])
         self.epoch = state["epoch"]
-        self.shapes_seen = state["shapes_seen"]
         self._order = state["order"].to(self.device)
         self._cursor = state["cursor"]
         self.history = list(state["history"])
@@ -347,11 +375,15 @@ class Trainer:
 
     @classmethod
     def resume(cls, path: str | Path, overrides: list[str] | None = None, data: VoxelDataset | None = None,
-               device: torch.device | None = None) -> Trainer:
+               device: torch.device | None = None, switch: dict[str, float] | None = None) -> Trainer:
         """Rebuild the run a checkpoint came from and continue where it stopped. `overrides`
-        (`key=value`) may change what does not alter the networks, such as `epochs` or `device`."""
+        (`key=value`) may change what does not alter the networks, such as `epochs` or `device`;
+        `switch` changes schedulable settings from the checkpoint's kimg on, as schedule entries
+        (`Config.switched`), so the continued run's config still replays it from scratch."""
         state = read_checkpoint(path)
         cfg = Config.from_dict(apply_overrides(state["config"], overrides or []))
+        if switch:
+            cfg = cfg.switched(state["shapes_seen"], switch)
         trainer = cls(cfg, data, device)
         try:
             trainer.load_state(state)

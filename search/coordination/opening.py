@@ -99,7 +99,10 @@ def stale_running_trials(study: optuna.Study) -> list[int]:
 
 def enqueue_recipes(study: optuna.Study, spec: StudySpec) -> None:
     """The tutorial's recipe as trial 0 of a new study and the reference recipe as trial 1, each
-    labelled (`baseline` / `reference`) with what the space moved."""
-    for name, label in RECIPE_ATTRS.items():
+    labelled (`baseline` / `reference`) with what the space moved. A population starts with the
+    reference recipe alone: a member spent on the tutorial's, which trains poorly in a CPU
+    budget, would only be copied over."""
+    recipes = {"reference": RECIPE_ATTRS["reference"]} if spec.population_based else RECIPE_ATTRS
+    for name, label in recipes.items():
         point = baseline(spec.space, name)
         study.enqueue_trial(point.params, user_attrs={label: True, DEVIATIONS_ATTR: point.deviations})

@@ -11,7 +11,7 @@ from voxgan.config import Config
 from voxgan.errors import VoxganError
 from voxgan_search.records.confirmation import pick_run
 from voxgan_search.records.ranking import best_trial, trial_by_number
-from voxgan_search.records.trial_record import CHECKPOINT_ATTR, CONFIG_ATTR
+from voxgan_search.records.trial_record import CHECKPOINT_ATTR, trained_config
 from voxgan_search.tuning.checkpoint_store import copy_to_local, is_file
 
 
@@ -28,7 +28,7 @@ def export_best(study: optuna.Study, out: Path, number: int | None = None) -> tu
     for path in (out, checkpoint_out):
         if path is not None and path.exists():
             raise VoxganError(f"{path}: already exists; choose another --out")
-    cfg = Config.from_dict(trial.user_attrs[CONFIG_ATTR])
+    cfg = Config.from_dict(trained_config(trial))  # a population member's with its schedule
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
     if checkpoint_out is not None:

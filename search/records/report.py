@@ -18,7 +18,11 @@ import optuna
 from voxgan.errors import VoxganError
 from voxgan_search.records.ranking import baseline_trial, finished_trials
 from voxgan_search.records.summary import summary
-from voxgan_search.records.trial_record import BASELINE_ATTR, CURVE_ATTR, final_score
+from voxgan.config import Config, dotted
+from voxgan_search.records.trial_record import (
+    BASELINE_ATTR, CURVE_ATTR, FOLDER_ATTR, KIMG_ATTR, LINEAGE_ATTR, final_score, is_confirmation, trained_config,
+)
+from voxgan_search.tuning.lineage import MEMBER_PREFIX
 
 
 def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
@@ -62,6 +66,8 @@ def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
             save("importances.png", lambda: vis.plot_param_importances(
                 study, evaluator=evaluator, target=lambda t: t.user_attrs.get("score", float("nan")), target_name="score"))
         save("learning_curves.png", lambda: plot_learning_curves(study))
+    if any(t.user_attrs.get(LINEAGE_ATTR) for t in study.get_trials(deepcopy=False)):
+        save("population.png", lambda: plot_population(study))
     (out_dir / "best.json").write_text(json.dumps(summary(study), indent=2))
     written.append(out_dir / "best.json")
     return written
@@ -85,6 +91,55 @@ def plot_learning_curves(study: optuna.Study, top: int = 5) -> None:
     ax.set_ylabel("score (lower is better)")
     ax.set_title("Learning curves of the best trials")
     ax.legend()
+
+
+def plot_population(study: optuna.Study) -> None:
+    """A population's members: their scores against kimg with each copy marked (an arrow from the
+    member copied, at the kimg of the copy), and beside them the best member's schedule: each
+    switched key's value against kimg, from its starting config to the end of its budget."""
+    import matplotlib.pyplot as plt
+
+    members = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(CURVE_ATTR) and not is_confirmation(t)
+               and t.user_attrs.get(FOLDER_ATTR, "").rsplit("/", 1)[-1].startswith(MEMBER_PREFIX)]
+    best = min((t for t in members if t.state == optuna.trial.TrialState.COMPLETE), key=final_score, default=None)
+    schedule = Config.from_dict(trained_config(best)).schedule if best else []
+    keys = list(dict.fromkeys(entry.key for entry in schedule))
+    fig = plt.figure()
+    grid = fig.add_gridspec(2, max(1, len(keys)), height_ratios=[2, 1])
+    ax = fig.add_subplot(grid[0, :])
+    curves = {t.number: t.user_attrs[CURVE_ATTR] for t in members}
+    for trial in members:
+        curve = curves[trial.number]
+        line, = ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", markersize=3,
+                        linewidth=2.5 if best is not None and trial.number == best.number else 1,
+                        label=f"trial {trial.number}" + (" (best)" if best is not None and trial.number == best.number else ""))
+        for copy in trial.user_attrs.get(LINEAGE_ATTR, []):
+            source = [p for p in curves.get(copy["from"], []) if p[0] <= copy["kimg"]]
+            if source:
+                ax.annotate("", xy=(copy["kimg"], source[-1][1]), xytext=(source[-1][0], source[-1][1] + 0.02),
+                            arrowprops={"arrowstyle": "->", "color": line.get_color()})
+            ax.axvline(copy["kimg"], color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("kimg")
+    ax.set_ylabel("score (lower is better)")
+    ax.set_title("scores at each evaluation; a faint line and an arrow mark each copy", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    if best is None or not keys:
+        note = fig.add_subplot(grid[1, :])
+        note.axis("off")
+        note.text(0.5, 0.5, "the best member never switched settings", ha="center")
+        return
+    start = Config.from_dict(trained_config(best))
+    end = best.user_attrs.get(KIMG_ATTR, start.kimg or 0)
+    for column, key in enumerate(keys):
+        ax = fig.add_subplot(grid[1, column])
+        points = [(0.0, float(dotted.get(start, key)))] + [(e.kimg, e.value) for e in schedule if e.key == key]
+        xs = [x for x, _ in points] + [end]
+        ys = [y for _, y in points] + [points[-1][1]]
+        ax.step(xs, ys, where="post")
+        ax.set_title(key, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("kimg", fontsize=7)
+    fig.suptitle(f"Population-based training: the members, and the schedule of the best (trial {best.number})")
 
 
 SPARSE = re.compile(r"Some regimes for parameter `([^`]+)` have less than 2 trials")

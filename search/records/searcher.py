@@ -34,7 +34,8 @@ from voxgan_search.records.evaluation_record import EvaluationRecord
 from voxgan_search.records.retention import Retention
 from voxgan_search.records.trial_record import (
     CHECKPOINT_ATTR, CONFIG_ATTR, CONFIRM_SEED_ATTR, CONFIRMS_ATTR, CURVE_ATTR, FOLDER_ATTR, OWNER_ATTR,
-    PRUNE_REASON_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, RECIPE_ATTRS, SECONDS_ATTR, Report, Status, is_confirmation, is_finite,
+    PRUNE_REASON_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, RECIPE_ATTRS, REFERENCE_ATTR, SECONDS_ATTR, Report, Status,
+    is_confirmation, is_finite, trained_config,
 )
 from voxgan_search.study.space import suggest
 from voxgan_search.study.spec import StudySpec
@@ -94,6 +95,8 @@ class StudySearcher(Searcher):
         self.records: dict[str, EvaluationRecord] = {}
         self.told: set[str] = set()
         self.retention = Retention(study, spec.keep_checkpoints)
+        self.sweep_at_each_end = True
+        """Run the retention as each trial ends (a population's recorder runs it once all have)."""
         self.record_kwargs = {"experiment_dir": experiment_dir, "artifact_store": artifact_store,
                               "report_values": single}
 
@@ -128,8 +131,9 @@ class StudySearcher(Searcher):
         config = self.spec.trial_config(suggest(trial, self.spec.space))
         if CONFIRMS_ATTR in trial.user_attrs:  # a confirmation run: the searched trial's own config, retrained
             searched = self.study.get_trials(deepcopy=False)[trial.user_attrs[CONFIRMS_ATTR]]
-            config = self.spec.confirmation_config(Config.from_dict(searched.user_attrs[CONFIG_ATTR]),
-                                                   trial.user_attrs[CONFIRM_SEED_ATTR])
+            # a population member's schedule, the reference recipe as it started
+            trained = searched.user_attrs[CONFIG_ATTR] if searched.user_attrs.get(REFERENCE_ATTR) else trained_config(searched)
+            config = self.spec.confirmation_config(Config.from_dict(trained), trial.user_attrs[CONFIRM_SEED_ATTR])
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         return config
 
@@ -176,7 +180,8 @@ class StudySearcher(Searcher):
             record.trial.set_user_attr(SECONDS_ATTR, result["time_total_s"])
         self.study.tell(record.trial, values, state=state, skip_if_finished=True)
         self.told.add(trial_id)
-        self.retention.sweep()
+        if self.sweep_at_each_end:
+            self.retention.sweep()
 
     def verdict(self, result: dict | None, error: bool) -> tuple[TrialState, list[float] | None, str | None]:
         """(state, values, reason) for a trial that ended."""

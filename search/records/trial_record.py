@@ -60,9 +60,14 @@ class Report:
     hostname: str | None = None
     degenerate: str | None = None
     """At a first evaluation: why the samples are degenerate (`voxgan.degeneracy`), stopped or not."""
+    member: int | None = None
+    """A population's member (`voxgan_search.tuning.population`): its Optuna trial number, which
+    its Ray config stops saying once it has copied another member's."""
+    copy: str | None = None
+    """A member's first report after it copied another: JSON of `population.Copy`."""
 
     FIELDS = ("status", "kimg", "epoch", "start_kimg", "reason", "traceback", "cuda_visible_devices", "precision",
-              "node_id", "hostname", "degenerate")
+              "node_id", "hostname", "degenerate", "member", "copy")
 
     @classmethod
     def failed(cls, status: Status, reason: str, **fields: Any) -> Report:
@@ -137,6 +142,13 @@ PRUNE_REASON_ATTR = "prune_reason"
 SECONDS_ATTR = "seconds"
 """The trial's own time in this run (Ray's time_total_s): training, evaluation, checkpoints."""
 
+TRAINED_CONFIG_ATTR = "trained_config"
+"""A population member's config as its weights were trained: the starting config of the member
+whose weights it carries, with every switch since as its `schedule`; `export` writes it and the
+confirmation retrains it (`trained_config`)."""
+LINEAGE_ATTR = "lineage"
+"""A population member's copies: [{"kimg", "from" (the trial copied), "values" (what it switched to)}]."""
+
 CONFIRMS_ATTR = "confirms"
 """On a confirmation run: the number of the trial whose config it retrains (`voxgan_search.records.confirmation`)."""
 CONFIRM_SEED_ATTR = "confirm_seed"
@@ -162,3 +174,9 @@ def final_score(trial: Any) -> float:
     """The score of a trial's last evaluation (inf when it has none): what ranks finished trials
     of a study with several objectives, and the progress lines' best."""
     return trial.user_attrs.get("score", math.inf)
+
+
+def trained_config(trial: Any) -> dict:
+    """The config that trained a trial's weights: a population member's with its schedule, or the
+    trial's own."""
+    return trial.user_attrs.get(TRAINED_CONFIG_ATTR) or trial.user_attrs[CONFIG_ATTR]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from voxgan_search.study.space import SpaceSpec
 from voxgan.config import Config, DataConfig, apply_overrides, read_yaml
+from voxgan.config.schema import ScheduleKey
 from voxgan.errors import ConfigError, describe_validation_error
 from voxgan.metric_table import OBJECTIVES
 
@@ -88,6 +89,46 @@ class Confirm(_Strict):
         return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
+class Range(_Strict):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        return self
+
+
+POPULATION_SCHEDULERS = ("pbt", "pb2")
+
+
+class Population(_Strict):
+    """Population-based training (`scheduler: pbt` or `pb2`, `voxgan_search.tuning.population`):
+    `size` members train side by side; every `interval_kimg` the worst `quantile` of them copy
+    the weights and state of one of the best and continue with its settings perturbed. A member
+    is one trial of the study."""
+
+    size: int = Field(4, ge=2)
+    """Members, the reference recipe among them (the others sampled from the space); `--trials` sets it too."""
+    interval_kimg: float | None = Field(None, gt=0.0)
+    """kimg between copies, and between evaluations (default: budget.eval_every_kimg)."""
+    quantile: float = Field(0.25, gt=0.0, le=0.5)
+    """The share of members that copy, and the share copied from."""
+    resample_probability: float = Field(0.25, ge=0.0, le=1.0)
+    """pbt: the chance that a perturbed key is drawn afresh from its range rather than scaled by
+    0.8 or 1.2 (pb2 chooses new values with a Gaussian-process bandit instead)."""
+    perturb: dict[ScheduleKey, Range | list[float]] | None = None
+    """Keys perturbed at a copy, each with its range (or, pbt only, a list of values it moves
+    along); default: every schedulable key the space searches, with its range there."""
+
+    def marks(self, budget: Budget) -> list[float]:
+        """The kimg at which a member is evaluated, and may copy or be copied: every interval, and the end."""
+        interval = self.interval_kimg or budget.eval_every_kimg
+        count = math.ceil(budget.kimg / interval - 1e-9)
+        return sorted({round(min(budget.kimg, k * interval), 6) for k in range(1, count + 1)})
+
+
 class Resources(_Strict):
     cpus_per_trial: float = Field(1.0, gt=0.0)
     gpus_per_trial: float = Field(0.0, ge=0.0)
@@ -103,7 +144,10 @@ class StudySpec(_Strict):
     """voxgan config keys fixed for every trial (e.g. eval sizes, a resolution-appropriate width)."""
     budget: Budget
     objectives: list[str] = ["score"]
-    scheduler: Literal["asha", "fifo"] = "asha"
+    scheduler: Literal["asha", "fifo", "pbt", "pb2"] = "asha"
+    """asha stops poor trials at its rungs; fifo trains every trial its whole budget; pbt and pb2
+    train a population whose members copy each other (`population`)."""
+    population: Population = Field(default_factory=Population)
     sampler: Literal["tpe", "random", "gp"] = "tpe"
     """gp: Optuna's Gaussian-process sampler (a model-based alternative to TPE)."""
     seed: int = 0
@@ -122,6 +166,29 @@ class StudySpec(_Strict):
         if unknown or not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise ValueError(f"objectives must be distinct names from {sorted(OBJECTIVES)}, got {self.objectives}")
         return self
+
+    @model_validator(mode="after")
+    def _population_fits(self) -> StudySpec:
+        if not self.population_based:
+            return self
+        if self.multi_objective:
+            raise ValueError(f"scheduler {self.scheduler} ranks members by one objective; this study has "
+                             f"{self.objectives}")
+        if self.scheduler == "pb2" and any(isinstance(v, list) for v in (self.population.perturb or {}).values()):
+            raise ValueError("scheduler pb2 perturbs ranges only ({low, high}), not lists of values")
+        if self.population.interval_kimg and self.population.interval_kimg > self.budget.kimg:
+            raise ValueError(f"population.interval_kimg ({self.population.interval_kimg:g}) is larger than "
+                             f"budget.kimg ({self.budget.kimg:g})")
+        return self
+
+    @property
+    def population_based(self) -> bool:
+        """Trained as a population (pbt, pb2): members copy each other, none is stopped."""
+        return self.scheduler in POPULATION_SCHEDULERS
+
+    def marks(self) -> list[float]:
+        """Where a search trial is evaluated: ASHA's and the budget's marks, or the population's."""
+        return self.population.marks(self.budget) if self.population_based else self.budget.marks()
 
     @property
     def directions(self) -> list[str]:

@@ -17,6 +17,7 @@ import optuna
 from ray.tune import Callback
 
 from voxgan_search.records.ranking import finished_trials
+from voxgan_search.tuning.lineage import Copy
 from voxgan_search.records.trial_record import CURVE_ATTR, Report, Status, final_score
 from voxgan.metric_table import PROGRESS
 
@@ -41,6 +42,12 @@ def noise(values: dict[str, float], name: str) -> str:
     return f" ±{values['score_se']:.3f}" if name == "score" and "score_se" in values else ""
 
 
+def number(trial, result: dict) -> int | str:
+    """The Optuna trial a Ray trial runs: a population member says so in its reports (its config
+    becomes the copied member's), any other trial in its config."""
+    return result.get("member", trial.config.get("optuna_trial", "?"))
+
+
 class ProgressPrinter(Callback):
     def __init__(self, quiet: bool = False, best: float = math.inf, best_finished: float = math.inf):
         self.quiet = quiet
@@ -62,7 +69,12 @@ class ProgressPrinter(Callback):
         self.best = min(self.best, report.score)
         values = "  ".join(f"{short} {report.metrics[name]:.3f}" + noise(report.metrics, name)
                            for name, short in PROGRESS if name in report.metrics)
-        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {report.kimg:>6.1f} kimg  {values}  (best {self.best:.3f})")
+        if report.copy:
+            copied = Copy.from_json(report.copy)
+            switched = ", ".join(f"{key} {value:.3g}" for key, value in copied.values.items()) or "nothing"
+            self.say(f"trial {number(trial, result):>4} copied trial {copied.source} at {copied.kimg:g} kimg and "
+                     f"switched {switched}")
+        self.say(f"trial {number(trial, result):>4} {report.kimg:>6.1f} kimg  {values}  (best {self.best:.3f})")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1
@@ -75,8 +87,8 @@ class ProgressPrinter(Callback):
             status = f"finished, score {report.score:.3f}"
         reason = f": {report.reason}" if report is not None and report.reason else ""
         best = f", best finished {self.best_finished:.3f}" if math.isfinite(self.best_finished) else ""
-        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} {status}{reason}  ({self.done} done this run{best})")
+        self.say(f"trial {number(trial, trial.last_result or {}):>4} {status}{reason}  ({self.done} done this run{best})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.done += 1
-        self.say(f"trial {trial.config.get('optuna_trial', '?'):>4} crashed ({self.done} done this run)")
+        self.say(f"trial {number(trial, trial.last_result or {}):>4} crashed ({self.done} done this run)")

@@ -12,7 +12,7 @@ import os
 import socket
 import tempfile
 import traceback
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import ray
@@ -20,6 +20,7 @@ import torch
 from ray import tune
 
 from voxgan_search.records.trial_record import Report, Status
+from voxgan_search.tuning.lineage import Copy, member_of_folder
 from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, SAMPLES_NAME, is_file, local_copy, mesh_name
 from voxgan.config import Config
 from voxgan.data import VoxelDataset
@@ -43,12 +44,16 @@ def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], 
     torch.set_num_threads(threads)
     device = None
     try:
-        device = trial_device(config["voxgan"].device, ray.get_gpu_ids())
+        device = trial_device(starting_config(config).device, ray.get_gpu_ids())
         if device.type == "cuda" and 0 < gpu_share < 1:
             # Ray's fractional GPUs are bookkeeping only: a trial may take no more than its share
             torch.cuda.set_per_process_memory_fraction(gpu_share)
-        train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from"), device), marks,
-                           stop_degenerate=config.get("stop_degenerate", True))
+        if "member" in config:  # a population's member (voxgan_search.tuning.population)
+            trainer, copied = start_member(config, data, device)
+            train_and_evaluate(trainer, marks, stop_degenerate=False, member=member_number(), copied=copied)
+        else:
+            train_and_evaluate(start_trainer(config["voxgan"], data, config.get("resume_from"), device), marks,
+                               stop_degenerate=config.get("stop_degenerate", True))
     except Diverged as exc:
         tune.report(Report.failed(Status.DIVERGED, str(exc), epoch=exc.epoch, kimg=exc.kimg).as_result())
     except Exception as exc:  # a trial's bug or bad luck must not end the study: report and fail it
@@ -57,6 +62,13 @@ def train_trial(config: dict[str, Any], data: VoxelDataset, marks: list[float], 
         if device is not None and device.type == "cuda":
             gc.collect()  # the trainer's tensors, then the cached blocks they leave
             torch.cuda.empty_cache()
+
+
+def starting_config(config: dict[str, Any]) -> Config:
+    """The trial's voxgan config as the searcher gave it (a `Config`), or as a population's member
+    carries it in its Ray config (a dict: Ray Tune copies and logs a member's config)."""
+    cfg = config["voxgan"]
+    return cfg if isinstance(cfg, Config) else Config.from_dict(cfg)
 
 
 def trial_device(configured: str, gpu_ids: list) -> torch.device:
@@ -74,22 +86,26 @@ def trial_device(configured: str, gpu_ids: list) -> torch.device:
     return torch.device("cuda")
 
 
-def train_and_evaluate(trainer: Trainer, marks: list[float], stop_degenerate: bool = True) -> None:
+def train_and_evaluate(trainer: Trainer, marks: list[float], stop_degenerate: bool = True,
+                       member: int | None = None, copied: Copy | None = None) -> None:
     """The trial's budget: train to each kimg mark (the study's `Budget.marks()`), evaluating and
     reporting there. A trial continued from a checkpoint skips the marks before it (one it
     reaches exactly is reported again, and stored once). Every mark of this run is reported,
     even one that the last whole iteration already passed. The first evaluation (of several)
     also says whether the samples are degenerate (`voxgan.degeneracy`); with `stop_degenerate`
-    such a trial ends there, and without, it trains on with the verdict on record."""
+    such a trial ends there, and without, it trains on with the verdict on record. A population's
+    `member` reports its number, and in its first report what it `copied`."""
     start_kimg = trainer.kimg
     for mark in marks:
-        if mark < start_kimg:
+        # a member paused (or copied) at a mark was evaluated there, by itself or by its source
+        if mark < start_kimg or (member is not None and 0 < start_kimg and mark <= start_kimg):
             continue
         if trainer.kimg < mark:
             trainer.train_to_kimg(mark)
         reason = trainer.degeneracy() if mark == marks[0] and mark < marks[-1] else None
         report_evaluation(trainer, mark, finished=mark >= marks[-1], start_kimg=start_kimg, degenerate=reason,
-                          stop=stop_degenerate)
+                          stop=stop_degenerate, member=member, copied=copied)
+        copied = None  # said once, in the first report after the copy
         if reason and stop_degenerate:
             return
 
@@ -118,8 +134,30 @@ def start_trainer(cfg: Config, data: VoxelDataset, resume_from: str | None, devi
         return Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data, device=device)
 
 
+def start_member(config: dict[str, Any], data: VoxelDataset, device: torch.device) -> tuple[Trainer, Copy | None]:
+    """A population member's trainer: from its starting config, or from the checkpoint Ray gives
+    it (its own, after a pause; another member's, after PBT chose it to copy), continued with the
+    `perturb` values of its config switched in from there. Returns what it copied, if anything."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return Trainer(starting_config(config), data, device), None
+    with checkpoint.as_directory() as folder:
+        trainer = Trainer.resume(Path(folder) / CHECKPOINT_NAME, data=data, device=device, switch=config["perturb"])
+    source = member_of_folder(PurePosixPath(checkpoint.path).parent.name)
+    if source == member_number():
+        return trainer, None
+    switched = {e.key: e.value for e in trainer.cfg.schedule if e.shapes == trainer.shapes_seen}
+    return trainer, Copy(source, trainer.kimg, switched, trainer.cfg.to_dict())
+
+
+def member_number() -> int:
+    """This member's Optuna trial number, from the name of its Ray trial's folder."""
+    return member_of_folder(Path(tune.get_context().get_trial_dir()).name)
+
+
 def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg: float,
-                      degenerate: str | None = None, stop: bool = True) -> None:
+                      degenerate: str | None = None, stop: bool = True, member: int | None = None,
+                      copied: Copy | None = None) -> None:
     """Score the generator, save a checkpoint with a picture of its samples and a mesh of the
     first few, report them at kimg `mark` (the trainer stops at the first whole iteration past
     it), with the kimg this Ray trial started from (above 0 when it continued a checkpoint).
@@ -134,7 +172,8 @@ def report_evaluation(trainer: Trainer, mark: float, finished: bool, start_kimg:
                     reason=degenerate if stop else None,
                     precision=precision_name(trainer.amp_dtype),
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-                    node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname())
+                    node_id=ray.get_runtime_context().get_node_id(), hostname=socket.gethostname(),
+                    member=member, copy=copied.to_json() if copied else None)
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(Path(folder) / CHECKPOINT_NAME)
         samples = trainer.sample(8, trainer.cfg.eval.seed).numpy()

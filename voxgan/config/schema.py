@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from voxgan.config import dotted
 from voxgan.config.data_keys import PROCEDURAL, active_keys, refuse_inert_keys, source_kinds
 from voxgan.config.yaml_io import apply_overrides, read_yaml
 from voxgan.errors import ConfigError, describe_validation_error
@@ -159,6 +160,29 @@ class NetConfig(_Strict):
         return values
 
 
+ScheduleKey = Literal[
+    "generator.lr", "discriminator.lr", "generator.beta1", "generator.beta2", "discriminator.beta1",
+    "discriminator.beta2", "generator.momentum", "discriminator.momentum", "instance_noise", "ema_decay",
+    "r1_gamma", "gradient_penalty",
+]
+"""The keys a schedule may change during a run: optimiser settings, instance noise, G's moving
+average and D's penalties. None of them changes a network's shape, so a run can switch them at
+any iteration (and population-based training can perturb them: `voxgan_search`)."""
+
+
+class ScheduleEntry(_Strict):
+    """From `kimg` thousand training shapes on, `key` takes `value`."""
+
+    kimg: float = Field(gt=0.0)
+    key: ScheduleKey
+    value: float
+
+    @property
+    def shapes(self) -> int:
+        """The training shapes after which it applies: at the first iteration that starts there or later."""
+        return round(self.kimg * 1000)
+
+
 class EvalConfig(_Strict):
     """How a trained generator is scored against held-out real shapes."""
 
@@ -241,6 +265,11 @@ class Config(_Strict):
     elsewhere; samples are always made in fp32. The precision a search trial trained in is its
     `precision` attribute."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    schedule: list[ScheduleEntry] = []
+    """Changes during the run, in kimg order: `{kimg: 6, key: instance_noise, value: 0.1}` after
+    `instance_noise: 0.2` is "0.2 until 6 kimg, then 0.1". Each applies at the first iteration
+    that starts at or after its kimg, so a run and its replay switch at the same step. Keys: either
+    network's lr, beta1, beta2 and momentum, instance_noise, ema_decay, r1_gamma, gradient_penalty."""
 
     @model_validator(mode="before")
     @classmethod
@@ -263,6 +292,41 @@ class Config(_Strict):
         if self.gradient_penalty > 0 and self.discriminator.norm == "batch":
             raise ValueError("gradient_penalty needs discriminator.norm other than batch (the penalty is per shape)")
         return self
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> Config:
+        kimgs = [entry.kimg for entry in self.schedule]
+        if kimgs != sorted(kimgs):
+            raise ValueError(f"schedule entries must be in kimg order, got kimg {kimgs}")
+        for entry in self.schedule:
+            try:
+                self.in_effect(entry.shapes)
+            except ConfigError as exc:
+                raise ValueError(f"schedule entry at {entry.kimg:g} kimg ({entry.key}={entry.value:g}): {exc}") from None
+        return self
+
+    def in_effect(self, shapes_seen: int) -> Config:
+        """The settings in effect once `shapes_seen` training shapes have been shown: every
+        schedule entry due by then applied, in order (this config itself when none is due)."""
+        due = [entry for entry in self.schedule if entry.shapes <= shapes_seen]
+        if not due:
+            return self
+        values = self.to_dict()
+        for entry in due:
+            dotted.put(values, entry.key, entry.value)
+        values["schedule"] = []
+        return Config.from_dict(values)
+
+    def switched(self, shapes_seen: int, values: dict[str, float]) -> Config:
+        """This config with `values` taking effect at `shapes_seen` (a schedule entry for each key
+        whose value in effect there differs): how population-based training's copy of a member
+        continues under its new settings, and stays replayable from scratch."""
+        now = self.in_effect(shapes_seen)
+        entries = [{"kimg": shapes_seen / 1000, "key": key, "value": float(value)}
+                   for key, value in values.items() if float(dotted.get(now, key)) != float(value)]
+        if not entries:
+            return self
+        return Config.from_dict({**self.to_dict(), "schedule": [*self.to_dict()["schedule"], *entries]})
 
     # ---- YAML -------------------------------------------------------------------------------
 
