@@ -25,7 +25,6 @@ member copies a checkpoint taken at the same kimg as its own last evaluation.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import optuna
@@ -39,7 +38,7 @@ from voxgan.config.schema import ScheduleKey
 from voxgan_search.coordination.slots import take
 from voxgan_search.records.searcher import StudySearcher
 from voxgan_search.records.trial_record import (
-    CHECKPOINT_ATTR, CONFIRMS_ATTR, LINEAGE_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, TRAINED_CONFIG_ATTR, Report,
+    CHECKPOINT_ATTR, LINEAGE_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, TRAINED_CONFIG_ATTR, Report, is_confirmation,
 )
 from voxgan_search.study.space import DIMS
 from voxgan_search.study.space_model import Between
@@ -192,12 +191,6 @@ def fail_members(study: optuna.Study, numbers: list[int], storage: optuna.storag
 def was_interrupted(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> bool:
     """Whether `trial` (default: the search's last trial) is a member of an interrupted population."""
     if trial is None:
-        search = [t for t in study.get_trials(deepcopy=False) if CONFIRMS_ATTR not in t.user_attrs]
+        search = [t for t in study.get_trials(deepcopy=False) if not is_confirmation(t)]
         trial = search[-1] if search else None
     return trial is not None and trial.state == TrialState.FAIL and trial.user_attrs.get(REASON_ATTR) == INTERRUPTED
-
-
-def population_size_note(size: int, at_once: int) -> str:
-    """Members beyond what runs at once take turns at each interval (PBT pauses and resumes them)."""
-    rounds = math.ceil(size / max(1, at_once))
-    return f"{size} members, {at_once} at once" + (f" ({rounds} turns per interval)" if rounds > 1 else "")
