@@ -65,10 +65,16 @@ def population_size(study: str, budget: float) -> int:
     return max(2, round(budget / load_study(study).budget.kimg))
 
 
-def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str]) -> dict:
-    """One study under one strategy: its search, its confirmation, and what they cost."""
+def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str], keep: Path | None = None) -> dict:
+    """One study under one strategy: its search, its confirmation, and what they cost.
+
+    With `keep`, the study's folder stays there (for `voxgan-search report` on it); otherwise it is
+    temporary."""
     with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "run"
+        out = (keep / f"{Path(study).stem}-{strategy}-seed{seed}-{budget:g}kimg") if keep else Path(folder) / "run"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            raise SystemExit(f"{out} exists: --keep never overwrites a study folder")
         limit = (["--trials", str(population_size(study, budget))] if strategy in POPULATIONS else
                  ["--trials", str(most_trials(study, budget)), "--kimg-budget", str(budget)])
         command = [sys.executable, "-m", "voxgan_search.cli", "--study", study, "--out", str(out), "--quiet",
@@ -166,6 +172,8 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=Path("benchmarks/results-strategies.jsonl"))
     p.add_argument("--plot", type=Path, default=Path("docs/images/search-strategies.png"))
     p.add_argument("--plot-only", action="store_true")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep each study's folder under DIR (default: temporary)")
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="passed to voxgan-search as --set (e.g. confirm.seeds=5)")
     args = p.parse_args()
@@ -177,7 +185,7 @@ def main() -> None:
                     done = {(r["study"], r["strategy"], r["seed"], r["budget_kimg"]) for r in read_results(args.results)}
                     if (args.study, strategy, seed, budget) in done:
                         continue
-                    result = run_one(args.study, strategy, seed, budget, extra)
+                    result = run_one(args.study, strategy, seed, budget, extra, args.keep)
                     with args.results.open("a") as f:
                         f.write(json.dumps(result) + "\n")
                     print(f"{strategy} seed {seed} budget {budget:g}: pick {result['pick'] and result['pick']['mean']}, "
