@@ -119,11 +119,14 @@ def test_voxgan_probe_reports_the_trained_and_the_random_D_beside_the_paper(trai
     assert "random D (floor)" in printed.out and "0.910" in printed.out
     assert "features: 8^3 x 8, 4^3 x 16 max-pooled to 2^3: 192 per shape" in printed.out
     assert (out / "confusion.png").stat().st_size > 1000
-    # the same D, the same folds: the same figures
+    # the same D, the same folds, the folds fitted one after another instead of side by side:
+    # the same figures
     again = tmp_path / "again"
     assert run_cli(probe_main, ["--checkpoint", str(checkpoint), "--data", str(data), "--out", str(again),
-                                "--no-floor"]) == 0
-    assert json.loads((again / "probe.json").read_text())["trained D"]["accuracy"] == trained_d["accuracy"]
+                                "--no-floor", "--jobs", "1"]) == 0
+    alone = json.loads((again / "probe.json").read_text())["trained D"]
+    assert (alone["accuracy"], alone["C"], alone["cv_accuracy"]) == (
+        trained_d["accuracy"], trained_d["C"], trained_d["cv_accuracy"])
 
 
 def test_voxgan_probe_refuses_bad_input_in_one_line(trained, tmp_path, capsys) -> None:
@@ -155,6 +158,10 @@ def test_voxgan_probe_refuses_bad_input_in_one_line(trained, tmp_path, capsys) -
         assert problem in err and err.count("\n") == 1, err
         assert out == used or not out.exists()
     assert (used / "mine.txt").read_text() == "keep"
+    assert run_cli(probe_main, ["--checkpoint", str(checkpoint), "--data", str(data), "--out",
+                                str(tmp_path / "o7"), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs must be at least 1" in err and err.count("\n") == 1 and not (tmp_path / "o7").exists()
     assert run_cli(probe_main, ["--checkpoint", str(checkpoint), "--data", str(coarse), "--out",
                                 str(tmp_path / "o6"), "--resample", "--no-floor"]) == 0
 

@@ -113,9 +113,11 @@ class ProbeResult:
 
 
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *,
-              seed: int = 0, c_grid: tuple[float, ...] = C_GRID, folds: int = FOLDS) -> ProbeResult:
+              seed: int = 0, c_grid: tuple[float, ...] = C_GRID, folds: int = FOLDS, jobs: int = 1) -> ProbeResult:
     """Standardise, fit LinearSVC with C chosen by stratified `folds`-fold cross-validation on the
-    training split only, then score the test split once."""
+    training split only, then score the test split once. `jobs` processes fit the folds side by
+    side (liblinear uses one core a fit; its primal solver is deterministic, so any `jobs` gives
+    the same result); 1 inside a training run, whose cores are the trial's."""
     try:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.metrics import balanced_accuracy_score, confusion_matrix
@@ -136,7 +138,7 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
                           f"cross-validation needs at least 2 of each class")
     search = GridSearchCV(make_pipeline(StandardScaler(), LinearSVC(dual=False, max_iter=5000)),
                           {"linearsvc__C": list(c_grid)}, scoring="accuracy",
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=jobs)
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -155,13 +157,13 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
 
 def probe_discriminator(D: Discriminator, train: np.ndarray, train_y: np.ndarray, test: np.ndarray,
                         test_y: np.ndarray, device: torch.device, seed: int = 0, *,
-                        c_grid: tuple[float, ...] = C_GRID, folds: int = FOLDS) -> ProbeResult:
+                        c_grid: tuple[float, ...] = C_GRID, folds: int = FOLDS, jobs: int = 1) -> ProbeResult:
     """The whole protocol on one D: calibrate, extract features of both splits, fit and score.
     `seconds` counts all of it."""
     started = time.perf_counter()
     ready = calibrated(D, train, device, seed)
     (train_x, blocks), (test_x, _) = d_features(ready, train, device), d_features(ready, test, device)
-    result = fit_probe(train_x, train_y, test_x, test_y, seed=seed, c_grid=c_grid, folds=folds)
+    result = fit_probe(train_x, train_y, test_x, test_y, seed=seed, c_grid=c_grid, folds=folds, jobs=jobs)
     result.blocks = blocks
     result.seconds = time.perf_counter() - started
     return result

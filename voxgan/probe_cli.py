@@ -10,6 +10,7 @@ and exit status 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from voxgan.cli import Parser, make_output_folder, refuse_nonempty, run_cli
 from voxgan.config import Config, apply_overrides
 from voxgan.data.dataset import labelled_split
 from voxgan.data.voxio import read_voxel_file
-from voxgan.errors import DataError
+from voxgan.errors import DataError, VoxganError
 from voxgan.models import Discriminator, init_weights
 from voxgan.probe import PAPER_ACCURACY, ProbeResult, probe_discriminator
 
@@ -44,12 +45,16 @@ def parser() -> Parser:
                    help="resample the file's grids to D's resolution when they differ (as training would)")
     p.add_argument("--no-floor", action="store_true", help="skip the random-weight D")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes that fit the SVM's cross-validation folds side by side (default: one per core)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="data config keys")
     return p
 
 
 def probe_main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.jobs < 1:
+        raise VoxganError("--jobs must be at least 1")
     refuse_nonempty(args.out, "the probe's results")
     D, cfg = load_discriminator(args.checkpoint, args.device)
     device = next(D.parameters()).device
@@ -71,11 +76,11 @@ def probe_main(argv: list[str] | None = None) -> int:
           f"test shapes, {len(np.unique(split.train_labels))} classes; the file's split as it is, "
           f"{split.test_seen_in_train()} test shapes identical to a training shape", file=sys.stderr)
     runs = {"trained D": probe_discriminator(D, split.train, split.train_labels, split.test, split.test_labels,
-                                             device, args.seed)}
+                                             device, args.seed, jobs=args.jobs)}
     if not args.no_floor:
         runs["random D (floor)"] = probe_discriminator(random_discriminator(cfg, args.seed).to(device), split.train,
                                                        split.train_labels, split.test, split.test_labels, device,
-                                                       args.seed)
+                                                       args.seed, jobs=args.jobs)
     make_output_folder(args.out)
     names = [split.class_names[c] for c in runs["trained D"].classes]
     from voxgan.pictures import plot_confusion  # matplotlib only once the input is accepted
