@@ -31,6 +31,7 @@ from voxgan.config import Config
 from voxgan.trainer import Trainer
 from voxgan_search.cli import dispatch as _dispatch
 from voxgan_search.coordination.storage import open_existing_study
+from voxgan_search.records.summary import describe_trial
 from voxgan_search.records.trial_record import LINEAGE_ATTR, REASON_ATTR, TRAINED_CONFIG_ATTR
 from voxgan_search.tuning.population import INTERRUPTED
 
@@ -102,6 +103,9 @@ def test_each_member_is_a_trial_with_its_evaluations_and_lineage_in_the_storage(
                 low, high = RANGES[key]
                 assert low <= value <= high
                 assert {"kimg": copy["kimg"], "key": key, "value": value} in schedule
+        # the summary gives the config that trained its weights beside the params it started from
+        described = describe_trial(trial)
+        assert described["config"]["schedule"] == schedule and described["params"] == trial.params
 
 
 def test_a_copying_member_continues_from_the_sources_exact_state(population):

@@ -13,7 +13,7 @@ from voxgan.metric_table import REPORTED, SUMMARY_ROWS
 from voxgan_search.records.ranking import baseline_trial, kimg_spent, ranked_trials
 from voxgan_search.records import confirmation
 from voxgan_search.records.trial_record import (
-    CHECKPOINT_ATTR, KIMG_ATTR, PRUNE_REASON_ATTR, REASON_ATTR, RECIPE_ATTRS,
+    CHECKPOINT_ATTR, CONFIG_ATTR, KIMG_ATTR, PRUNE_REASON_ATTR, REASON_ATTR, RECIPE_ATTRS, trained_config,
 )
 from voxgan_search.tuning.checkpoint_store import SAMPLES_NAME, checkpoint_size, join, mesh_name, parent
 
@@ -23,19 +23,6 @@ def summary(study: optuna.Study) -> dict:
     reference recipe, with every metric they reported, and the commonest reasons trials failed."""
     ranked = ranked_trials(study)
     best = ranked[0] if ranked else None
-
-    def describe(trial: FrozenTrial | None) -> dict | None:
-        if trial is None:
-            return None
-        return {
-            "number": trial.number,
-            "state": trial.state.name,
-            "values": trial.values,
-            "kimg": trial.user_attrs.get(KIMG_ATTR),
-            "metrics": {key: trial.user_attrs[key] for key in REPORTED if key in trial.user_attrs},
-            "params": trial.params,
-        }
-
     counts = {state.name: 0 for state in TrialState}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] += 1
@@ -47,14 +34,37 @@ def summary(study: optuna.Study) -> dict:
             "fail_reasons": dict(reasons.most_common(3)),
             "prune_reasons": dict(Counter(reason_kind(t.user_attrs[PRUNE_REASON_ATTR]) for t in study.get_trials(deepcopy=False)
                                           if PRUNE_REASON_ATTR in t.user_attrs).most_common(3)),
-            "best": describe(best), **{label: describe(baseline_trial(study, label)) for label in RECIPE_ATTRS.values()},
+            "best": describe_trial(best), **{label: describe_trial(baseline_trial(study, label)) for label in RECIPE_ATTRS.values()},
             "confirmation": None if confirmed is None else {
                 "lines": confirmation.format_outcome(confirmed), "complete": confirmed.complete,
                 "verdict": confirmed.verdict() if confirmed.complete else None,
                 "configs": [{"trial": c.source, "label": c.label, "scores": c.scores, "runs": c.runs, "mean": c.mean,
                              "std": c.std, "difference": c.difference, "interval": c.interval} for c in confirmed.configs]},
-            "pick": describe(pick), "pick_files": pick_files(pick),
+            "pick": describe_trial(pick), "pick_files": pick_files(pick),
             "kimg_spent": kimg_spent(study), "checkpoints": checkpoint_disk(study)}
+
+
+def describe_trial(trial: FrozenTrial | None) -> dict | None:
+    """A trial's state, values, metrics, params and config. `params` are where it started;
+    `config` is what trained its weights: the same for a trial of a search, but for a population
+    member that copied another (or a retraining of one) the start of the member whose weights it
+    carries, with every switch since as its `schedule`."""
+    if trial is None:
+        return None
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "values": trial.values,
+        "kimg": trial.user_attrs.get(KIMG_ATTR),
+        "metrics": {key: trial.user_attrs[key] for key in REPORTED if key in trial.user_attrs},
+        "params": trial.params,
+        "config": trained_config(trial) if CONFIG_ATTR in trial.user_attrs else None,
+    }
+
+
+def schedule_line(schedule: list[dict]) -> str:
+    """'generator.lr 0.003 from 2.016 kimg; ...': a schedule in one line."""
+    return "; ".join(f"{e['key']} {e['value']:.3g} from {e['kimg']:g} kimg" for e in schedule)
 
 
 def reason_kind(reason: str) -> str:
@@ -107,6 +117,9 @@ def next_steps(result: dict, run: str) -> list[str]:
     if files:
         lines += [f"the confirmed pick (trial {result['pick']['number']}): samples {files['samples']}",
                   f"  mesh {files['mesh']}"]
+        schedule = (result["pick"]["config"] or {}).get("schedule")
+        if schedule:
+            lines.append(f"  trained under a schedule (export writes it): {schedule_line(schedule)}")
     lines += [f"next: voxgan-search export --run {run} --out best.yaml   (the confirmed pick's config and checkpoint)"
               if files else f"next: voxgan-search export --run {run} --out best.yaml",
               f"      voxgan-search dashboard --run {run}   (every trial, its curve and samples, in a browser)"]
