@@ -46,6 +46,8 @@ STRATEGIES = {
     "pb2": ["--set", "scheduler=pb2"],
 }
 SEARCHED = tuple(STRATEGIES)
+DODGE_KIMG = 0.8
+"""The plot draws strategies this many kimg apart, so that equal results do not hide each other."""
 POPULATIONS = ("pbt", "pb2")
 """Population-based training: the budget buys members (budget / budget.kimg of them), none stopped."""
 
@@ -142,12 +144,13 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for strategy in SEARCHED:
+    for index, strategy in enumerate(SEARCHED):
+        dodge = (index - (len(SEARCHED) - 1) / 2) * DODGE_KIMG  # strategies at the same point stay visible
         rs = [r for r in results if r["strategy"] == strategy and r["pick"] and r["kimg_spent"]]
         budgets = sorted({r["budget_kimg"] for r in rs})
         if not budgets:
             continue
-        x = [statistics.median([r["kimg_spent"] for r in rs if r["budget_kimg"] == b]) for b in budgets]
+        x = [statistics.median([r["kimg_spent"] for r in rs if r["budget_kimg"] == b]) + dodge for b in budgets]
         scores = [[r["pick"]["mean"] for r in rs if r["budget_kimg"] == b] for b in budgets]
         mid = [statistics.median(s) for s in scores]
         ax.errorbar(x, mid, yerr=[[m - min(s) for m, s in zip(mid, scores)], [max(s) - m for m, s in zip(mid, scores)]],
@@ -155,7 +158,8 @@ def plot(results: list[dict], path: Path) -> None:
     references = [r["reference"]["mean"] for r in results if r["reference"]]
     if references:
         ax.axhline(statistics.median(references), color="k", ls="--", lw=1, label="reference recipe (confirmed)")
-    ax.set_xlabel("kimg spent by the search")
+    ax.set_xlabel(f"kimg spent by the search (median over study seeds; strategies {DODGE_KIMG:g} kimg apart)")
+    ax.set_title(f"{results[0]['study']} study: confirmed picks, median and range over study seeds", fontsize=9)
     ax.set_ylabel("confirmed pick's mean score (lower is better)")
     ax.legend(fontsize=8)
     fig.tight_layout()
