@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +97,13 @@ def tiny_config(**changes) -> Config:
 def tiny_data() -> VoxelDataset:
     """The procedural shapes TINY trains on, generated once per session."""
     return load_dataset(tiny_config().data)
+
+
+def kill_process_group(process) -> None:
+    """SIGKILL what is left of a test's driver process group (started with start_new_session),
+    Ray's workers included, and reap the driver: normally nothing is left."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

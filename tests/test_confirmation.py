@@ -32,6 +32,7 @@ from voxgan_search.records.confirmation import paired
 
 from test_metrics import random_boxes
 from test_resume import STUDY as RESUME_STUDY
+from conftest import kill_process_group
 
 BIN = Path(os.environ.get("VOXGAN_BIN", Path(__import__("sys").executable).parent))
 TOP, SEEDS = 1, 2
@@ -133,11 +134,7 @@ def test_a_killed_confirmation_resumes_to_exactly_its_runs_and_export_takes_the_
         resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr
     finally:
-        try:
-            os.killpg(first.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        first.wait()
+        kill_process_group(first)
 
     trials = open_existing_study(None, out, None).trials
     search = [t for t in trials if "confirms" not in t.user_attrs]

@@ -34,6 +34,7 @@ from voxgan_search.coordination.storage import open_existing_study
 from voxgan_search.records.summary import describe_trial
 from voxgan_search.records.trial_record import LINEAGE_ATTR, REASON_ATTR, TRAINED_CONFIG_ATTR
 from voxgan_search.tuning.population import INTERRUPTED
+from conftest import kill_process_group
 
 BIN = Path(sys.executable).parent
 MARKS = [0.048, 0.096, 0.144]  # kimg: evaluations, and where members copy
@@ -192,11 +193,7 @@ def test_an_interrupted_population_leaves_no_member_running_and_resume_starts_a_
         assert resumed.returncode == 0, resumed.stderr
         assert "population-based training restarts" in resumed.stderr
     finally:
-        try:
-            os.killpg(first.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        first.wait()
+        kill_process_group(first)
     trials = members(out)
     assert [t.state for t in trials] == [TrialState.FAIL] * 2 + [TrialState.COMPLETE] * 2
     assert all(t.user_attrs[REASON_ATTR] == INTERRUPTED for t in trials[:2])

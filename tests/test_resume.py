@@ -32,6 +32,7 @@ from voxgan_search.records.searcher import StudySearcher
 from voxgan_search.study.space import suggest
 from voxgan_search.coordination.storage import artifact_store_for, connect, create_or_load, open_existing_study, storage_url
 from voxgan_search.study.spec import load_study
+from conftest import kill_process_group
 
 BIN = Path(sys.executable).parent
 TRIALS = 6
@@ -149,11 +150,7 @@ def interrupt_and_resume(sig: signal.Signals, tmp_path: Path, read: Callable[[],
         left = [pid for pid, start in recorded if alive(pid, start)]
         assert not left, f"Ray processes of the killed driver still run after the resume: {left}"
     finally:
-        try:
-            os.killpg(first.pid, signal.SIGKILL)  # only this test's processes; normally none are left
-        except ProcessLookupError:
-            pass
-        first.wait()
+        kill_process_group(first)
 
     trials = open_existing_study(storage, out, None).trials
     assert len(trials) == TRIALS
