@@ -202,6 +202,8 @@ def run_trials(spec: StudySpec, settings: SearchSettings, opened: OpenedStudy, d
         if owned_running(opened.study, driver.id) or others_live(opened.study, driver.id):
             return  # interrupted; or another driver's trials still run, and the last driver confirms
         if confirmation.plan(opened.study, spec) is None:
+            if reason := confirmation.nothing_to_confirm(opened.study, spec):
+                print(reason, file=sys.stderr)  # even with --quiet: it is why the summary has no confirmation
             return
         if not settings.quiet:
             print(confirmation_line(opened, spec, at_once), file=sys.stderr)

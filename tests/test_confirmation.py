@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import torch
 import yaml
@@ -28,7 +29,10 @@ from voxgan.config import Config
 from voxgan.degeneracy import degenerate_reason
 from voxgan.scoring import score_parts
 from voxgan_search.coordination.storage import open_existing_study
+from voxgan_search.records import confirmation
 from voxgan_search.records.confirmation import paired
+from voxgan_search.records.trial_record import CONFIG_ATTR, REFERENCE_ATTR
+from voxgan_search.study.spec import StudySpec
 
 from test_metrics import random_boxes
 from test_resume import STUDY as RESUME_STUDY
@@ -185,3 +189,36 @@ def test_a_killed_confirmation_resumes_to_exactly_its_runs_and_export_takes_the_
     assert len(runs) == (TOP + 1) * (SEEDS + 1) and all(t.state == TrialState.COMPLETE for t in runs)
     assert {t.user_attrs["confirm_seed"] for t in runs} == set(range(1, SEEDS + 2))
     assert f"confirmation: {len(runs)} of {len(runs)} runs" in more.stdout
+
+
+
+def test_a_study_that_ends_before_the_reference_recipe_trained_says_why_it_has_no_confirmation(tmp_path):
+    """A kimg budget that the first trial (the tutorial's recipe) spends alone: the comparison
+    never trained, so nothing is retrained, and the user is told why, even with --quiet."""
+    study_file = tmp_path / "confirm.yaml"
+    study_file.write_text(yaml.safe_dump({**STUDY, "confirm": {"top": TOP, "seeds": SEEDS}}))
+    out = tmp_path / "run"
+    done = subprocess.run([str(BIN / "voxgan-search"), "--study", str(study_file), "--out", str(out), "--trials", "4",
+                           "--max-concurrent", "1", "--kimg-budget", "0.01", "--quiet"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "no confirmation: the reference recipe, which the confirmation compares with, has not trained" in done.stderr
+    trials = open_existing_study(None, out, None).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] + [TrialState.WAITING] * 3
+    assert "confirmation:" not in done.stdout
+
+
+def test_a_search_with_no_finished_trial_but_the_reference_says_so_with_its_counts():
+    """The reference recipe finished and every searched trial was stopped or failed: nothing to confirm."""
+    spec = StudySpec.model_validate({**STUDY, "confirm": {"top": TOP, "seeds": SEEDS}})
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=0.3, user_attrs={REFERENCE_ATTR: True, CONFIG_ATTR: {}}))
+    for state in (TrialState.PRUNED, TrialState.PRUNED, TrialState.FAIL):
+        study.add_trial(optuna.trial.create_trial(state=state))
+    assert confirmation.plan(study, spec) is None
+    assert confirmation.nothing_to_confirm(study, spec) == (
+        "no confirmation: no trial of the search finished besides the reference recipe (2 stopped early, 1 failed); "
+        "`--resume` with a larger --kimg-budget or --time-budget searches on")
+    study.add_trial(optuna.trial.create_trial(value=0.2, user_attrs={CONFIG_ATTR: {}}))
+    assert confirmation.nothing_to_confirm(study, spec) is None  # one finished: it is confirmed
+    assert confirmation.nothing_to_confirm(study, StudySpec.model_validate({**STUDY, "confirm": {"top": 0}})) is None

@@ -80,6 +80,24 @@ def plan(study: optuna.Study, spec: StudySpec) -> dict | None:
     return confirmation
 
 
+def nothing_to_confirm(study: optuna.Study, spec: StudySpec) -> str | None:
+    """Why a study whose confirmation is on ends without one, in one line for the user (None
+    when confirmation is off or planned): a budget can end the search before the reference
+    recipe, the comparison, has trained, or before any searched trial finished."""
+    if spec.confirm.top == 0 or CONFIRMATION_ATTR in study.user_attrs:
+        return None
+    best, reference = choose_sources(study, spec.confirm.top)
+    if reference is None:
+        return ("no confirmation: the reference recipe, which the confirmation compares with, has not trained; "
+                "`--resume` with more --trials (or a larger budget) runs it")
+    if best:
+        return None
+    ended = [t.state for t in search_trials(study) if t.number != reference]
+    return (f"no confirmation: no trial of the search finished besides the reference recipe "
+            f"({ended.count(TrialState.PRUNED)} stopped early, {ended.count(TrialState.FAIL)} failed); "
+            "`--resume` with a larger --kimg-budget or --time-budget searches on")
+
+
 def runs_left(study: optuna.Study, spec: StudySpec) -> int:
     """Confirmation runs not yet ended, counting those of a confirmation not yet planned."""
     planned = study.user_attrs.get(CONFIRMATION_ATTR)
