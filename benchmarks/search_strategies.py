@@ -5,10 +5,14 @@ Each (strategy, study seed, kimg budget) runs one `voxgan-search` of the study w
 confirmation (the top trials and the reference recipe retrained over the study's confirmation
 seeds, `voxgan_search.records.confirmation`). Its result, one JSON line, is appended to `--results`
 as soon as the study ends, so a comparison interrupted or extended later continues instead of
-rerunning: a (strategy, seed, budget) already in the file is skipped.
+rerunning: a (strategy, seed, budget) already in the file is skipped. `--set` settings are
+recorded with each result, and only results of the same study and settings are compared, so a
+cheaper confirmation (`--set confirm.top=1`) never mixes with the study's own.
 
     python -m benchmarks.search_strategies --study default --budgets 800 --seeds 0 1 2
     python -m benchmarks.search_strategies --plot-only        # the picture and table from the results
+    python -m benchmarks.search_strategies --study chairs32-cpu --budgets 32 --seeds 0 1 \
+        --strategies tpe-asha random-asha --set confirm.top=1  # plot: docs/images/search-strategies-chairs32-cpu.png
 
 Strategies:
 - tpe-asha: today's default (TPE, ASHA);
@@ -67,7 +71,7 @@ def population_size(study: str, budget: float) -> int:
     return max(2, round(budget / load_study(study).budget.kimg))
 
 
-def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str], keep: Path | None = None) -> dict:
+def run_one(study: str, strategy: str, seed: int, budget: float, settings: list[str], keep: Path | None = None) -> dict:
     """One study under one strategy: its search, its confirmation, and what they cost.
 
     With `keep`, the study's folder stays there (for `voxgan-search report` on it); otherwise it is
@@ -80,7 +84,8 @@ def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str
         limit = (["--trials", str(population_size(study, budget))] if strategy in POPULATIONS else
                  ["--trials", str(most_trials(study, budget)), "--kimg-budget", str(budget)])
         command = [sys.executable, "-m", "voxgan_search.cli", "--study", study, "--out", str(out), "--quiet",
-                   *limit, "--set", f"seed={seed}", *STRATEGIES[strategy], *extra]
+                   *limit, "--set", f"seed={seed}", *STRATEGIES[strategy],
+                   *[word for pair in settings for word in ("--set", pair)]]
         start = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.monotonic() - start
@@ -92,7 +97,8 @@ def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str
     pick = min((c for c in configs if c["scores"]), key=lambda c: c["mean"], default=None)
     reference = next((c for c in configs if c["label"] == "reference recipe"), None)
     return {
-        "study": study, "strategy": strategy, "seed": seed, "budget_kimg": budget, "seconds": round(seconds, 1),
+        "study": study, "strategy": strategy, "seed": seed, "budget_kimg": budget, "settings": settings,
+        "seconds": round(seconds, 1),
         "trials": summary["trials"], "kimg_spent": summary.get("kimg_spent"),
         "search_best": (summary.get("best") or {}).get("metrics", {}).get("score"),
         "pick": pick and {"trial": pick["trial"], "mean": pick["mean"], "std": pick["std"],
@@ -105,6 +111,11 @@ def run_one(study: str, strategy: str, seed: int, budget: float, extra: list[str
 
 def read_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def comparable(results: list[dict], study: str, settings: list[str]) -> list[dict]:
+    """The results of `study` run with the same `--set` settings: only those compare."""
+    return [r for r in results if r["study"] == study and r.get("settings", []) == settings]
 
 
 def table(results: list[dict]) -> str:
@@ -174,30 +185,34 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="study seeds (the sampler's)")
     p.add_argument("--budgets", nargs="+", type=float, default=[800.0], help="kimg each study's search may train")
     p.add_argument("--results", type=Path, default=Path("benchmarks/results-strategies.jsonl"))
-    p.add_argument("--plot", type=Path, default=Path("docs/images/search-strategies.png"))
+    p.add_argument("--plot", type=Path, default=None,
+                   help="default: docs/images/search-strategies.png for the default study, "
+                        "search-strategies-<study>.png for another")
     p.add_argument("--plot-only", action="store_true")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="keep each study's folder under DIR (default: temporary)")
-    p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
-                   help="passed to voxgan-search as --set (e.g. confirm.seeds=5)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to voxgan-search as --set (e.g. confirm.seeds=5); recorded with each result, "
+                        "and only results of the same settings are compared")
     args = p.parse_args()
-    extra = [word for pair in args.extra for word in ("--set", pair)]
     if not args.plot_only:
         for budget in args.budgets:
             for seed in args.seeds:
                 for strategy in args.strategies:
-                    done = {(r["study"], r["strategy"], r["seed"], r["budget_kimg"]) for r in read_results(args.results)}
+                    done = {(r["study"], r["strategy"], r["seed"], r["budget_kimg"]) for r in comparable(
+                        read_results(args.results), args.study, args.settings)}
                     if (args.study, strategy, seed, budget) in done:
                         continue
-                    result = run_one(args.study, strategy, seed, budget, extra, args.keep)
+                    result = run_one(args.study, strategy, seed, budget, args.settings, args.keep)
                     with args.results.open("a") as f:
                         f.write(json.dumps(result) + "\n")
                     print(f"{strategy} seed {seed} budget {budget:g}: pick {result['pick'] and result['pick']['mean']}, "
                           f"{result['seconds']:.0f} s; {result['verdict']}", flush=True)
-    results = [r for r in read_results(args.results) if r["study"] == args.study]
+    results = comparable(read_results(args.results), args.study, args.settings)
     print(table(results))
     if results:
-        plot(results, args.plot)
+        plot(results, args.plot or Path("docs/images") / (
+            "search-strategies.png" if args.study == "default" else f"search-strategies-{Path(args.study).stem}.png"))
         print(f"wrote {args.plot}")
 
 
