@@ -211,9 +211,10 @@ def main() -> None:
     results = comparable(read_results(args.results), args.study, args.settings)
     print(table(results))
     if results:
-        plot(results, args.plot or Path("docs/images") / (
-            "search-strategies.png" if args.study == "default" else f"search-strategies-{Path(args.study).stem}.png"))
-        print(f"wrote {args.plot}")
+        path = args.plot or Path("docs/images") / (
+            "search-strategies.png" if args.study == "default" else f"search-strategies-{Path(args.study).stem}.png")
+        plot(results, path)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
