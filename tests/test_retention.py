@@ -18,11 +18,16 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import optuna
 import yaml
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from test_resume import MARKS, STUDY as RESUME_STUDY, sqlite_in_flight, wait_for_interruptible
 
+from voxgan.metric_table import REPORTED
+from voxgan_search.records.evaluation_record import EvaluationRecord
 from voxgan_search.records.ranking import best_trial
+from voxgan_search.records.trial_record import CHECKPOINT_ATTR, Report, Status
 from voxgan_search.coordination.storage import open_existing_study
 
 BIN = Path(sys.executable).parent
@@ -83,3 +88,35 @@ def test_only_running_and_best_trials_keep_checkpoints(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and (tmp_path / "other.yaml").is_file() and not (tmp_path / "other.pt").exists()
     assert "checkpoint was deleted" in done.stderr
+
+
+def write_checkpoint(trial_folder: Path, name: str) -> Path:
+    """A checkpoint as a worker persists it: `<trial folder>/<checkpoint_...>/checkpoint.pt`."""
+    file = trial_folder / name / "checkpoint.pt"
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"state")
+    return file
+
+
+def test_a_continued_trial_leaves_no_checkpoint_in_its_interrupted_folder(tmp_path):
+    """The worker of an interrupted run can persist a checkpoint after its driver's last record,
+    even after `--resume` has tidied that folder; once the continued trial records its own first
+    checkpoint, the interrupted run's folder must hold none, the late one included."""
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    trial = study.ask()
+    old_run, new_run = tmp_path / "store" / "run-1", tmp_path / "store" / "run-2"
+    continued_from = write_checkpoint(old_run / "trial_a", "checkpoint_000001")
+    trial.set_user_attr(CHECKPOINT_ATTR, str(continued_from))
+    late = write_checkpoint(old_run / "trial_a", "checkpoint_000002")
+    unrelated = write_checkpoint(old_run / "trial_b", "checkpoint_000001")
+
+    record = EvaluationRecord(trial, "trial_c", [[2.0, 0.5]], new_run, FileSystemArtifactStore(str(tmp_path / "art")),
+                              report_values=True)
+    new = write_checkpoint(new_run / "trial_c", "checkpoint_000000")
+    metrics = {name: 0.4 for name in REPORTED}
+    record.add({**Report(Status.RUNNING, metrics, kimg=4.0).as_result(), "checkpoint_dir_name": "checkpoint_000000"},
+               "score")
+
+    assert trial.user_attrs[CHECKPOINT_ATTR] == str(new)
+    assert not continued_from.exists() and not late.exists()
+    assert sorted((tmp_path / "store").rglob("*.pt")) == sorted([new, unrelated])

@@ -18,7 +18,9 @@ from voxgan_search.records.trial_record import (
     CHECKPOINT_ATTR, CURVE_ATTR, DEGENERATE_ATTR, DEVICES_ATTR, FOLDER_ATTR, HOST_ATTR, KIMG_ATTR, NODE_ATTR, PRECISION_ATTR, RESUMED_ATTR,
     Report, is_finite,
 )
-from voxgan_search.tuning.checkpoint_store import CHECKPOINT_NAME, is_file, join, local_copy, previews, remove_checkpoint
+from voxgan_search.tuning.checkpoint_store import (
+    CHECKPOINT_NAME, is_file, join, local_copy, parent, previews, remove_other_checkpoints,
+)
 
 
 def step(kimg: float) -> int:
@@ -67,8 +69,10 @@ class EvaluationRecord:
             previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
             self.trial.set_user_attr(CHECKPOINT_ATTR, join(folder, CHECKPOINT_NAME))
             if previous and not previous.startswith(self.folder + "/"):
-                # an interrupted run's, continued from and now replaced
-                remove_checkpoint(previous)
+                # An interrupted run's, continued from and now replaced: every checkpoint in its
+                # folder goes, those its worker persisted after the driver's last record
+                # included (a worker can outlive its driver by the time a checkpoint takes).
+                remove_other_checkpoints(parent(parent(previous)), keep=None)
             for name, mimetype in previews(report.kimg).items():  # artifacts attach only while the trial runs
                 if is_file(join(folder, name)):
                     with local_copy(join(folder, name)) as preview:
