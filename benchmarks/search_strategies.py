@@ -120,7 +120,8 @@ def comparable(results: list[dict], study: str, settings: list[str]) -> list[dic
 
 def table(results: list[dict]) -> str:
     """Markdown: per strategy and budget, the confirmed pick's score (median, range over seeds),
-    how often it beat the reference recipe (interval below 0), kimg and minutes spent."""
+    how often it beat the reference recipe (interval below 0) among the studies that confirmed
+    one, kimg and minutes spent."""
     rows = ["| strategy | budget (kimg) | study seeds | confirmed pick, median (range) | beat the reference | "
             "kimg spent | minutes |", "|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
@@ -133,7 +134,9 @@ def table(results: list[dict]) -> str:
     for (strategy, budget), rs in sorted(groups.items()):
         picks = [r["pick"]["mean"] for r in rs if r["pick"]]
         beat = sum(1 for r in rs if r["pick"] and r["pick"]["interval"] and r["pick"]["interval"][1] < 0)
-        rows.append(f"| {strategy} | {budget:g} | {len(rs)} | {median_range(picks)} | {beat} of {len(rs)} | "
+        unconfirmed = len(rs) - len(picks)  # a study with nothing to confirm is not a loss to the reference
+        count = f"{beat} of {len(picks)}" + (f" ({unconfirmed} had nothing to confirm)" if unconfirmed else "")
+        rows.append(f"| {strategy} | {budget:g} | {len(rs)} | {median_range(picks)} | {count} | "
                     f"{median_range([r['kimg_spent'] for r in rs if r['kimg_spent']], '.1f')} | "
                     f"{median_range([r['seconds'] / 60 for r in rs], '.1f')} |")
     for budget in sorted({b for b, _ in references}):
