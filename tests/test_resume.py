@@ -200,3 +200,35 @@ def test_reattaching_restores_an_intermediate_value_a_kill_lost(tmp_path):
                              stale_running_trials(study))
     assert searcher.suggest("a-new-ray-trial")["optuna_trial"] == killed.number
     assert study._storage.get_trial(killed._trial_id).intermediate_values == {32: 0.7, 64: 0.6}
+
+
+@pytest.mark.parametrize("name", ["experiment_state-2026-12-07_23-26-24.json",
+                                  ".beebd762-ae45-4c0e-9279-361186d3a8d1-tmp-search_gen_state-2026-12-07_23-26-24.json"],
+                         ids=["state file", "temporary file"])
+def test_a_copy_that_missed_a_renamed_temporary_file_logs_nothing(name, tmp_path):
+    """Ray's driver-state copy failing on pyarrow's real error for a vanished `.<uuid>-` temporary
+    file (Ray renamed it into place mid-copy) prints nothing; on any other missing file it prints
+    its traceback, as Ray logs it."""
+    import logging
+
+    import pyarrow.fs
+
+    from voxgan_search.coordination.ray_session import RAY_STATE_COPIERS, skip_renamed_temporary_copies
+
+    skip_renamed_temporary_copies()
+    path = tmp_path / "driver_artifacts" / name
+    with pytest.raises(FileNotFoundError) as missing:
+        pyarrow.fs.LocalFileSystem().open_input_stream(str(path))
+    printed = []
+    handler = logging.Handler()
+    handler.emit = lambda record: printed.append(record)
+    for logger_name in RAY_STATE_COPIERS:
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+        try:
+            logger.error("Saving experiment state to storage failed with exception: ",
+                         exc_info=(missing.type, missing.value, missing.tb))
+            logger.warning(f"Last sync command failed with the following error:\n{missing.exconly()}")
+        finally:
+            logger.removeHandler(handler)
+    assert len(printed) == (0 if name.startswith(".") else 4)

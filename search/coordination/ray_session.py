@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +37,33 @@ def quiet_ray() -> None:
         os.environ.setdefault(key, value)
 
 
+# Ray Tune writes its driver state by a temporary file renamed into place (`.<uuid>-<name>`) and
+# copies that folder to the storage path in a background thread; a save during a copy makes the
+# copy miss the renamed file. The copy that follows carries the new state.
+RENAMED_TEMPORARY = re.compile(r"Failed to open local file '[^']*/\.[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}-[^'/]*'")
+RAY_STATE_COPIERS = ("ray.tune.execution.experiment_state", "ray.train._internal.syncer")
+
+
+class SkipRenamedTemporaryCopy(logging.Filter):
+    """Drops Ray's traceback for a driver-state copy that raced one of Ray's own saves (above):
+    the harness keeps its state in the study, and a newer copy follows; any other copy failure
+    still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        return RENAMED_TEMPORARY.search(text) is None
+
+
+SKIP_RENAMED_TEMPORARY_COPY = SkipRenamedTemporaryCopy()  # one instance: a logger keeps a filter once
+
+
+def skip_renamed_temporary_copies() -> None:
+    """Ray's loggers that report a failed driver-state copy, filtered (`SkipRenamedTemporaryCopy`)."""
+    for name in RAY_STATE_COPIERS:
+        logging.getLogger(name).addFilter(SKIP_RENAMED_TEMPORARY_COPY)
+
 @contextmanager
 def ray_session(out: Path, address: str | None, gpus_per_trial: float) -> Iterator[None]:
     """A started Ray cluster for the `with` block; shut down and forgotten after it."""
@@ -46,6 +75,7 @@ def ray_session(out: Path, address: str | None, gpus_per_trial: float) -> Iterat
     # Its closing "Trials did not complete: [train_trial_<id>]" names Ray's ids; the summary counts
     # the FAILed trials, and each one's fail_reason says why.
     logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+    skip_renamed_temporary_copies()
     previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         processes.record(out)
