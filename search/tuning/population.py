@@ -19,7 +19,10 @@ callback (`PopulationRecorder`) through the same evaluation record and verdicts 
   starts a new population (`fail_members`).
 
 Copies are synchronous (`synch=True`): every member reaches the interval before any copies, so a
-member copies a checkpoint taken at the same kimg as its own last evaluation.
+member copies a checkpoint taken at the same kimg as its own last evaluation. A member's report
+at the end of its budget is exempt (`no_copy_at_the_end`): a copy there would train nothing, yet
+hand the member the source's final weights and, through Ray's restore, the source's result as its
+own, under a schedule that did not make them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 from ray import tune
-from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from voxgan.config import Config, dotted
@@ -38,7 +41,7 @@ from voxgan.config.schema import ScheduleKey
 from voxgan_search.coordination.slots import take
 from voxgan_search.records.searcher import StudySearcher
 from voxgan_search.records.trial_record import (
-    CHECKPOINT_ATTR, LINEAGE_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, TRAINED_CONFIG_ATTR, Report, is_confirmation,
+    CHECKPOINT_ATTR, LINEAGE_ATTR, RAY_TRIAL_ATTR, REASON_ATTR, TRAINED_CONFIG_ATTR, Report, Status, is_confirmation,
 )
 from voxgan_search.study.space import DIMS
 from voxgan_search.study.space_model import Between
@@ -96,6 +99,22 @@ def within_ranges(config: dict[str, Any], ranges: dict[str, Range]) -> dict[str,
     return config
 
 
+def no_copy_at_the_end(scheduler: type[PopulationBasedTraining]) -> type[PopulationBasedTraining]:
+    """`scheduler` (PBT or PB2) that lets a member's report at the end of its budget pass
+    untouched: Ray's PBT knows no budget, and where the budget is a whole number of intervals it
+    would copy a source into a member on its last report (module docstring)."""
+
+    class NoCopyAtTheEnd(scheduler):
+        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+            report = Report.from_result(result)
+            if report is not None and report.status == Status.FINISHED:
+                return TrialScheduler.CONTINUE
+            return super().on_trial_result(tune_controller, trial, result)
+
+    NoCopyAtTheEnd.__name__ = NoCopyAtTheEnd.__qualname__ = f"{scheduler.__name__}NoCopyAtTheEnd"
+    return NoCopyAtTheEnd
+
+
 def make_population_scheduler(spec: StudySpec) -> PopulationBasedTraining:
     keys = perturbed_keys(spec)
     if not keys:
@@ -109,8 +128,8 @@ def make_population_scheduler(spec: StudySpec) -> PopulationBasedTraining:
     if spec.scheduler == "pb2":
         from ray.tune.schedulers.pb2 import PB2  # its own module: it needs scikit-learn
 
-        return PB2(hyperparam_bounds={"perturb": {key: [r.low, r.high] for key, r in ranges.items()}}, **common)
-    return PopulationBasedTraining(hyperparam_mutations={"perturb": {key: mutation(d) for key, d in keys.items()}},
+        return no_copy_at_the_end(PB2)(hyperparam_bounds={"perturb": {key: [r.low, r.high] for key, r in ranges.items()}}, **common)
+    return no_copy_at_the_end(PopulationBasedTraining)(hyperparam_mutations={"perturb": {key: mutation(d) for key, d in keys.items()}},
                                    resample_probability=spec.population.resample_probability, **common)
 
 
