@@ -224,6 +224,8 @@ def test_a_copy_that_missed_a_renamed_temporary_file_logs_nothing(name, tmp_path
     handler.emit = lambda record: printed.append(record)
     for logger_name in RAY_STATE_COPIERS:
         logger = logging.getLogger(logger_name)
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # after a Ray session in this process, Ray's level is ERROR
         logger.addHandler(handler)
         try:
             logger.error("Saving experiment state to storage failed with exception: ",
@@ -231,4 +233,5 @@ def test_a_copy_that_missed_a_renamed_temporary_file_logs_nothing(name, tmp_path
             logger.warning(f"Last sync command failed with the following error:\n{missing.exconly()}")
         finally:
             logger.removeHandler(handler)
+            logger.setLevel(level)
     assert len(printed) == (0 if name.startswith(".") else 4)
