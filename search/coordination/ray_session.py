@@ -64,6 +64,7 @@ def skip_renamed_temporary_copies() -> None:
     for name in RAY_STATE_COPIERS:
         logging.getLogger(name).addFilter(SKIP_RENAMED_TEMPORARY_COPY)
 
+
 @contextmanager
 def ray_session(out: Path, address: str | None, gpus_per_trial: float) -> Iterator[None]:
     """A started Ray cluster for the `with` block; shut down and forgotten after it."""

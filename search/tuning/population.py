@@ -128,9 +128,11 @@ def make_population_scheduler(spec: StudySpec) -> PopulationBasedTraining:
     if spec.scheduler == "pb2":
         from ray.tune.schedulers.pb2 import PB2  # its own module: it needs scikit-learn
 
-        return no_copy_at_the_end(PB2)(hyperparam_bounds={"perturb": {key: [r.low, r.high] for key, r in ranges.items()}}, **common)
-    return no_copy_at_the_end(PopulationBasedTraining)(hyperparam_mutations={"perturb": {key: mutation(d) for key, d in keys.items()}},
-                                   resample_probability=spec.population.resample_probability, **common)
+        return no_copy_at_the_end(PB2)(
+            hyperparam_bounds={"perturb": {key: [r.low, r.high] for key, r in ranges.items()}}, **common)
+    return no_copy_at_the_end(PopulationBasedTraining)(
+        hyperparam_mutations={"perturb": {key: mutation(d) for key, d in keys.items()}},
+        resample_probability=spec.population.resample_probability, **common)
 
 
 def member_config(number: int, cfg: Config, keys: list[str]) -> dict[str, Any]:
