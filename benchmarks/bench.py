@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:  # runnable from a source checkout without install
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from benchmarks.machine import cpu_name  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H200 NVL": 835.0, "H200": 989.0}
 """Dense bf16 tensor-core peak (NVIDIA's datasheet figure with sparsity, halved) for the
@@ -79,13 +80,7 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> list[float
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
+    return cpu_name()
 
 
 def device_slug(device: torch.device) -> str:

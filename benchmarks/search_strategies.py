@@ -25,8 +25,11 @@ Strategies:
   retrained score is the reference recipe's confirmed mean, since a seed does not carry over to a
   retraining; it is read from the other strategies' confirmations of the same study seed.
 
-The plot (`--plot`): the confirmed pick's mean score against kimg spent, median and range over
-study seeds per strategy, with the reference recipe's confirmed score.
+The plot (`--plot`): the confirmed pick's mean score minus the reference recipe's, both
+retrained on the same seeds in the same study (0 where the pick is the reference recipe), against
+kimg spent, median and range over study seeds per strategy. The difference, not the score, is
+drawn because results appended on different machines compare only that way: another CPU's
+arithmetic sends the same seed down another path (each result records its `cpu`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.machine import cpu_name
 
 STRATEGIES = {
     "tpe-asha": ["--set", "sampler=tpe", "--set", "scheduler=asha"],
@@ -98,7 +103,7 @@ def run_one(study: str, strategy: str, seed: int, budget: float, settings: list[
     reference = next((c for c in configs if c["label"] == "reference recipe"), None)
     return {
         "study": study, "strategy": strategy, "seed": seed, "budget_kimg": budget, "settings": settings,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1), "cpu": cpu_name(),
         "trials": summary["trials"], "kimg_spent": summary.get("kimg_spent"),
         "search_best": (summary.get("best") or {}).get("metrics", {}).get("score"),
         "pick": pick and {"trial": pick["trial"], "mean": pick["mean"], "std": pick["std"],
@@ -122,8 +127,8 @@ def table(results: list[dict]) -> str:
     """Markdown: per strategy and budget, the confirmed pick's score (median, range over seeds),
     how often it beat the reference recipe (interval below 0) among the studies that confirmed
     one, kimg and minutes spent."""
-    rows = ["| strategy | budget (kimg) | study seeds | confirmed pick, median (range) | beat the reference | "
-            "kimg spent | minutes |", "|---|---|---|---|---|---|---|"]
+    rows = ["| strategy | budget (kimg) | study seeds | confirmed pick, median (range) | pick - reference | "
+            "beat the reference | kimg spent | minutes |", "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["strategy"], r["budget_kimg"]), []).append(r)
@@ -136,13 +141,22 @@ def table(results: list[dict]) -> str:
         beat = sum(1 for r in rs if r["pick"] and r["pick"]["interval"] and r["pick"]["interval"][1] < 0)
         unconfirmed = len(rs) - len(picks)  # a study with nothing to confirm is not a loss to the reference
         count = f"{beat} of {len(picks)}" + (f" ({unconfirmed} had nothing to confirm)" if unconfirmed else "")
-        rows.append(f"| {strategy} | {budget:g} | {len(rs)} | {median_range(picks)} | {count} | "
+        differences = [paired_difference(r) for r in rs if r["pick"]]
+        rows.append(f"| {strategy} | {budget:g} | {len(rs)} | {median_range(picks)} | "
+                    f"{median_range(differences, '+.3f')} | {count} | "
                     f"{median_range([r['kimg_spent'] for r in rs if r['kimg_spent']], '.1f')} | "
                     f"{median_range([r['seconds'] / 60 for r in rs], '.1f')} |")
     for budget in sorted({b for b, _ in references}):
         means = [statistics.fmean(v) for (b, _), v in references.items() if b == budget]
-        rows.append(f"| reference (seeds only) | {budget:g} | {len(means)} | {median_range(means)} | - | - | - |")
+        rows.append(f"| reference (seeds only) | {budget:g} | {len(means)} | {median_range(means)} | - | - | - | - |")
     return "\n".join(rows)
+
+
+def paired_difference(result: dict) -> float:
+    """The pick's mean score minus the reference recipe's over the same seeds, in the same study
+    on the same machine: 0 when the pick is the reference recipe. Unlike the scores themselves it
+    compares across machines, whose arithmetic sends the same seed down different paths."""
+    return result["pick"]["difference"] or 0.0
 
 
 def median_range(values: list[float], fmt: str = ".3f") -> str:
@@ -165,16 +179,15 @@ def plot(results: list[dict], path: Path) -> None:
         if not budgets:
             continue
         x = [statistics.median([r["kimg_spent"] for r in rs if r["budget_kimg"] == b]) + dodge for b in budgets]
-        scores = [[r["pick"]["mean"] for r in rs if r["budget_kimg"] == b] for b in budgets]
+        scores = [[paired_difference(r) for r in rs if r["budget_kimg"] == b] for b in budgets]
         mid = [statistics.median(s) for s in scores]
         ax.errorbar(x, mid, yerr=[[m - min(s) for m, s in zip(mid, scores)], [max(s) - m for m, s in zip(mid, scores)]],
                     marker="o", capsize=3, label=strategy)
-    references = [r["reference"]["mean"] for r in results if r["reference"]]
-    if references:
-        ax.axhline(statistics.median(references), color="k", ls="--", lw=1, label="reference recipe (confirmed)")
+    ax.axhline(0.0, color="k", ls="--", lw=1, label="reference recipe")
     ax.set_xlabel(f"kimg spent by the search (median over study seeds; strategies {DODGE_KIMG:g} kimg apart)")
-    ax.set_title(f"{results[0]['study']} study: confirmed picks, median and range over study seeds", fontsize=9)
-    ax.set_ylabel("confirmed pick's mean score (lower is better)")
+    ax.set_title(f"{results[0]['study']} study: confirmed pick minus the reference recipe (same seeds), "
+                 "median and range over study seeds", fontsize=8)
+    ax.set_ylabel("confirmed pick - reference recipe (lower is better)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
