@@ -135,7 +135,7 @@ def table(results: list[dict]) -> str:
     references: dict[tuple, list[float]] = {}
     for r in results:
         if r["reference"]:
-            references.setdefault((r["budget_kimg"], r["seed"]), []).append(r["reference"]["mean"])
+            references.setdefault((r["budget_kimg"], r["seed"], r.get("cpu")), []).append(r["reference"]["mean"])
     for (strategy, budget), rs in sorted(groups.items()):
         picks = [r["pick"]["mean"] for r in rs if r["pick"]]
         beat = sum(1 for r in rs if r["pick"] and r["pick"]["interval"] and r["pick"]["interval"][1] < 0)
@@ -146,9 +146,10 @@ def table(results: list[dict]) -> str:
                     f"{median_range(differences, '+.3f')} | {count} | "
                     f"{median_range([r['kimg_spent'] for r in rs if r['kimg_spent']], '.1f')} | "
                     f"{median_range([r['seconds'] / 60 for r in rs], '.1f')} |")
-    for budget in sorted({b for b, _ in references}):
-        means = [statistics.fmean(v) for (b, _), v in references.items() if b == budget]
-        rows.append(f"| reference (seeds only) | {budget:g} | {len(means)} | {median_range(means)} | - | - | - | - |")
+    for budget in sorted({b for b, _, _ in references}):  # one mean per study seed and machine
+        means = [statistics.fmean(v) for (b, _, _), v in references.items() if b == budget]
+        seeds = len({seed for b, seed, _ in references if b == budget})
+        rows.append(f"| reference (seeds only) | {budget:g} | {seeds} | {median_range(means)} | - | - | - | - |")
     return "\n".join(rows)
 
 
@@ -185,8 +186,8 @@ def plot(results: list[dict], path: Path) -> None:
                     marker="o", capsize=3, label=strategy)
     ax.axhline(0.0, color="k", ls="--", lw=1, label="reference recipe")
     ax.set_xlabel(f"kimg spent by the search (median over study seeds; strategies {DODGE_KIMG:g} kimg apart)")
-    ax.set_title(f"{results[0]['study']} study: confirmed pick minus the reference recipe (same seeds), "
-                 "median and range over study seeds", fontsize=8)
+    ax.set_title(f"{results[0]['study']} study: confirmed pick - reference recipe (same seeds), "
+                 "median and range over study seeds", fontsize=7.5)
     ax.set_ylabel("confirmed pick - reference recipe (lower is better)")
     ax.legend(fontsize=8)
     fig.tight_layout()

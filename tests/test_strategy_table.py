@@ -25,6 +25,8 @@ def test_the_table_gives_each_pick_its_difference_to_its_own_studys_reference():
     assert cells[3] == "0.320 (0.280 to 0.360)"        # the scores, which mix the machines
     assert cells[4] == "-0.010 (-0.020 to +0.000)"     # the paired differences, which do not
     assert cells[5] == "0 of 2"
+    reference = next(row for row in rows if row.startswith("| reference (seeds only) |"))
+    assert reference.startswith("| reference (seeds only) | 96 | 2 | 0.330 (0.300 to 0.360) |")
 
 
 def test_the_cpu_is_named_with_its_family_and_model():
