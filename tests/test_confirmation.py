@@ -99,6 +99,29 @@ def test_the_paired_interval_is_students_t():
     assert (low, high) == pytest.approx((mean - half, mean + half))
 
 
+def outcome_of(pick: dict[int, float], reference: dict[int, float]) -> confirmation.Outcome:
+    configs = [confirmation.Confirmed(1, "trial 1", pick, {}, *paired(pick, reference)),
+               confirmation.Confirmed(0, "reference recipe", reference, {})]
+    return confirmation.Outcome(configs, expected=2 * len(reference), finished=2 * len(reference))
+
+
+def test_a_win_over_few_seeds_is_called_a_lead_and_over_more_a_win():
+    # The default study's PB2 pick (study seed 1) and the reference recipe, seeds 1-9 as scored:
+    # below it at seeds 1-3 with a narrow interval, above it at every one of seeds 4-9.
+    pick = dict(enumerate([0.441, 0.305, 0.293, 0.305, 0.364, 0.333, 0.340, 0.380, 0.377], start=1))
+    reference = dict(enumerate([0.456, 0.319, 0.312, 0.303, 0.353, 0.303, 0.328, 0.358, 0.276], start=1))
+    first = {seed: pick[seed] for seed in (1, 2, 3)}
+    three = outcome_of(first, {seed: reference[seed] for seed in (1, 2, 3)}).verdict()
+    assert three.startswith("The search beat the reference recipe: its pick, trial 1, scores 0.016 lower over 3")
+    assert three.endswith("that is a lead: `--resume --set confirm.seeds=9` retrains every confirmed config on 6 more.")
+    nine = outcome_of(pick, reference)
+    assert nine.pick is nine.reference and nine.verdict().startswith("The search did not beat the reference recipe")
+    # six seeds at a steady gap are a win, said without the caution
+    steady = outcome_of({seed: reference[seed] - 0.02 - 0.001 * seed for seed in range(1, 7)},
+                        {seed: reference[seed] for seed in range(1, 7)}).verdict()
+    assert steady.startswith("The search beat the reference recipe") and steady.endswith(").")
+
+
 def test_degenerate_samples_are_named_and_others_pass():
     assert degenerate_reason(np.zeros((10, 8, 8, 8), bool)).startswith("degenerate samples: empty")
     assert degenerate_reason(np.ones((10, 8, 8, 8), bool)).startswith("degenerate samples: nearly full")

@@ -28,6 +28,10 @@ from voxgan_search.records.trial_record import (
 from voxgan_search.study.spec import StudySpec
 
 CONFIDENCE = 0.95
+FEW_SEEDS = 6
+"""Below this many paired seeds a pick's win is called a lead: three close differences make a
+narrow t interval by chance (on the default study a 3-seed win of -0.016, interval -0.023 to
+-0.010, came out +0.030 on 6 fresh seeds; docs/quality.md)."""
 
 
 def runs(study: optuna.Study, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
@@ -195,8 +199,12 @@ class Outcome:
             return f"Too few paired seeds to compare trial {pick.source} with the reference recipe."
         low, high = pick.interval
         if high < 0:
-            return (f"The search beat the reference recipe: its pick, trial {pick.source}, scores {-pick.difference:.3f} "
-                    f"lower over {seeds} paired seeds (95% interval of the difference {low:+.3f} to {high:+.3f}).")
+            won = (f"The search beat the reference recipe: its pick, trial {pick.source}, scores {-pick.difference:.3f} "
+                   f"lower over {seeds} paired seeds (95% interval of the difference {low:+.3f} to {high:+.3f})")
+            if seeds < FEW_SEEDS:
+                return (f"{won}; over so few seeds that is a lead: `--resume --set confirm.seeds={seeds + FEW_SEEDS}` "
+                        f"retrains every confirmed config on {FEW_SEEDS} more.")
+            return f"{won}."
         return (f"The search did not show it beats the reference recipe: its pick, trial {pick.source}, differs by "
                 f"{pick.difference:+.3f} over {seeds} paired seeds, and the 95% interval ({low:+.3f} to {high:+.3f}) "
                 "includes 0.")
