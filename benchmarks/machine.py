@@ -9,12 +9,13 @@ from pathlib import Path
 def cpu_name() -> str:
     """The CPU's model name with its family and model numbers: two CPUs both named "Intel(R)
     Xeon(R) Processor" can round differently, and a GAN's path follows its arithmetic."""
+    fallback = platform.processor() or platform.machine() or "cpu"
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return platform.processor() or platform.machine() or "cpu"
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    name = fields.get("model name") or platform.processor() or platform.machine() or "cpu"
+        return fallback
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
+    name = fields.get("model name") or fallback
     if "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']}, model {fields['model']})"
     return name

@@ -125,8 +125,8 @@ def comparable(results: list[dict], study: str, settings: list[str]) -> list[dic
 
 def table(results: list[dict]) -> str:
     """Markdown: per strategy and budget, the confirmed pick's score (median, range over seeds),
-    how often it beat the reference recipe (interval below 0) among the studies that confirmed
-    one, kimg and minutes spent."""
+    its paired difference to its own study's reference recipe, how often it beat the reference
+    recipe (interval below 0) among the studies that confirmed one, kimg and minutes spent."""
     rows = ["| strategy | budget (kimg) | study seeds | confirmed pick, median (range) | pick - reference | "
             "beat the reference | kimg spent | minutes |", "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
